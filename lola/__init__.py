@@ -1,0 +1,17 @@
+"""LoLa: low-latency device-edge cooperative fine-tuning of foundation models.
+
+>>> import lola
+>>> scenario = lola.default_scenario()
+>>> result = lola.solve(scenario, problem="matching", method="crunch")
+>>> result.to_dict()["status"]
+'optimal'
+"""
+from solvers import SolverFailure, SolverInputError, Status
+
+from .api import Result, default_method, default_scenario, default_scenario_path, solve
+from .scenario import Scenario, ScenarioError, load_scenario
+
+__version__ = "0.1.0"
+__all__ = ["Result", "Scenario", "ScenarioError", "SolverFailure", "SolverInputError", "Status",
+           "default_method", "default_scenario", "default_scenario_path", "load_scenario", "solve",
+           "__version__"]

@@ -1,0 +1,211 @@
+"""The Python API: ``solve`` and ``compare``, from a scenario to a result tied back to names.
+
+Data flows one way: scenario -> arrays (:func:`lola.costs.to_instance`) -> a registered solver ->
+a :class:`Result` whose numbers are recomputed from the assignment and the bandwidths.
+
+Examples
+--------
+>>> import lola
+>>> result = lola.solve(lola.default_scenario(), problem="matching", method="crunch")
+>>> result.status, len(result.assignment) == len(lola.default_scenario().blocks)
+('optimal', True)
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+import solvers
+from solvers import SolverResult, Status
+from solvers.feasibility import memory_shortfall
+
+from . import costs
+from .scenario import Scenario, ScenarioError, load_scenario
+
+__all__ = ["Result", "DeviceReport", "solve", "default_scenario", "default_scenario_path",
+           "default_method", "SERVER"]
+
+SERVER = "server"
+
+
+def default_scenario_path():
+    """Path of the bundled default scenario (RoBERTa-base blocks, 20 heterogeneous devices)."""
+    return resources.files("lola") / "data" / "default.yaml"
+
+
+def default_scenario() -> Scenario:
+    return load_scenario(str(default_scenario_path()))
+
+
+def default_method(problem: str) -> str:
+    """The preferred available method for ``problem`` (the registry's first)."""
+    return solvers.methods_for(problem)[0].name
+
+
+@dataclass
+class DeviceReport:
+    name: str
+    blocks: list
+    bandwidth_hz: float
+    compute_s: float
+    upload_s: float
+    latency_s: float
+    memory_bytes: float
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "blocks": list(self.blocks), "bandwidth_hz": self.bandwidth_hz,
+                "compute_s": self.compute_s, "upload_s": self.upload_s,
+                "latency_s": self.latency_s, "memory_bytes": self.memory_bytes}
+
+
+@dataclass
+class Result:
+    """The answer of one method on one scenario; :meth:`to_dict` is the JSON of the spec."""
+
+    scenario: str
+    problem: str
+    method: str
+    status: str
+    round_latency_s: float | None
+    assignment: list
+    devices: list
+    lower_bound_s: float | None
+    solve_time_s: float
+    message: str = ""
+    history: list = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return self.status != Status.INFEASIBLE.value
+
+    def to_dict(self) -> dict:
+        return {"scenario": self.scenario, "problem": self.problem, "method": self.method,
+                "status": self.status, "round_latency_s": self.round_latency_s,
+                "assignment": [dict(pair) for pair in self.assignment],
+                "devices": [d.to_dict() for d in self.devices],
+                "lower_bound_s": self.lower_bound_s, "solve_time_s": self.solve_time_s,
+                "message": self.message}
+
+
+def _finite_or_none(value):
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _explain_infeasible(scenario: Scenario, problem: str) -> str:
+    """Why no assignment exists, in words a user can act on."""
+    blocks, devices = scenario.blocks, scenario.devices
+    if len(devices) < len(blocks):
+        return (f"{len(blocks)} blocks need {len(blocks)} distinct devices but the scenario has "
+                f"{len(devices)}: add {len(blocks) - len(devices)} device(s) or cut the model "
+                "into fewer blocks")
+    shortfall = memory_shortfall([b.memory_bytes for b in blocks],
+                                 [d.memory_bytes for d in devices])
+    if shortfall is not None:
+        largest = max(d.memory_bytes for d in devices)
+        block = blocks[shortfall.block_index]
+        if shortfall.n_devices == 0:
+            return (f"block {block.name!r} needs {block.memory_bytes:.4g} bytes of memory but the "
+                    f"largest device has {largest:.4g}: no device can train it")
+        return (f"memory: {shortfall.n_blocks} blocks (from {block.name!r} deeper) each need at "
+                f"least {shortfall.need_bytes:.4g} bytes, but only {shortfall.n_devices} "
+                f"device(s) have that much; add memory or devices, or use shallower blocks")
+    instance = costs.to_instance(scenario)
+    ceiling = instance.rate_ceiling_bps()
+    if problem == "jbba" and instance.rate_model == "shannon":
+        dead = [d.name for d, c in zip(devices, ceiling) if not c > 0 or not np.isfinite(
+            float(np.max(instance.block_bits)) / c)]
+        if dead:
+            return (f"the shannon rate ceiling P g / (N0 ln 2) of {', '.join(dead[:3])} is too "
+                    "low to carry a block's gradient in any finite time")
+    return "no assignment of the blocks to devices has a finite round latency"
+
+
+def _device_reports(scenario, instance, outcome: SolverResult) -> list:
+    blocks, channel = scenario.blocks, scenario.channel
+    bandwidth = (np.zeros(len(scenario.devices)) if outcome.bandwidth_hz is None
+                 else outcome.bandwidth_hz)
+    trained = {}
+    if outcome.assignment is not None and outcome.extras.get("uploaders") is None:
+        for block_index, device_index in enumerate(outcome.assignment):
+            trained.setdefault(int(device_index), []).append(block_index)
+    uploads = {}
+    if outcome.extras.get("uploaders") is not None:
+        uploads = dict(zip(map(int, outcome.extras["uploaders"]), outcome.extras["upload_s"]))
+    reports = []
+    for k, device in enumerate(scenario.devices):
+        mine = trained.get(k, [])
+        compute = sum(costs.compute_time_s(blocks[n], device) for n in mine)
+        upload = sum(costs.upload_time_s(blocks[n], device, channel, bandwidth[k]) for n in mine)
+        latency = max((costs.latency_s(blocks[n], device, channel, bandwidth[k]) for n in mine),
+                      default=0.0)
+        if k in uploads:
+            upload = latency = float(uploads[k])
+        reports.append(DeviceReport(device.name, [blocks[n].name for n in mine],
+                                    float(bandwidth[k]), float(compute), float(upload),
+                                    float(latency),
+                                    float(sum(blocks[n].memory_bytes for n in mine))))
+    return reports
+
+
+def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: int = 0,
+          time_limit_s: float | None = None, **options) -> Result:
+    """Solve ``problem`` ("matching" or "jbba") on ``scenario`` with ``method``.
+
+    Parameters
+    ----------
+    scenario : Scenario, path or mapping
+        Anything :func:`lola.load_scenario` takes.
+    problem : {"jbba", "matching"}
+    method : str, optional
+        A registered method name (``lola methods`` lists them); the preferred one by default.
+    seed : int
+        Seed of every random choice the method makes; the same seed gives the same answer.
+    time_limit_s : float, optional
+        Wall-clock limit for methods that honour one (``milp``).
+
+    Raises
+    ------
+    ScenarioError
+        The scenario is invalid, or lacks a key the method needs.
+    solvers.SolverInputError
+        The method does not apply (wrong problem, instance too large to enumerate, ...).
+    solvers.SolverFailure
+        The method produced no trustworthy answer (e.g. a MILP time limit with no incumbent).
+    """
+    scenario = load_scenario(scenario)
+    method = method or default_method(problem)
+    spec = solvers.get_method(method, problem)
+    if method == "centralized":
+        for key, present in (("server.flops_per_s", scenario.server is not None),
+                             ("model.batch_bytes", scenario.model.batch_bytes is not None)):
+            if not present:
+                raise ScenarioError("missing; the centralized reference needs it", key=key,
+                                    source=scenario.source)
+    instance = costs.to_instance(scenario)
+    started = time.perf_counter()
+    outcome = spec.solvers[problem](instance, seed=seed, time_limit_s=time_limit_s, **options)
+    solve_time_s = time.perf_counter() - started
+    message = outcome.message
+    if outcome.status is Status.INFEASIBLE:
+        message = _explain_infeasible(scenario, problem)
+        assignment, latency = [], None
+    elif outcome.extras.get("uploaders") is not None:
+        assignment = [{"block": b.name, "device": SERVER} for b in scenario.blocks]
+        latency = outcome.round_latency_s
+    else:
+        assignment = [{"block": b.name, "device": scenario.devices[int(k)].name}
+                      for b, k in zip(scenario.blocks, outcome.assignment)]
+        latency = outcome.round_latency_s
+    return Result(scenario=scenario.name, problem=problem, method=method,
+                  status=outcome.status.value, round_latency_s=_finite_or_none(latency),
+                  assignment=assignment, devices=_device_reports(scenario, instance, outcome),
+                  lower_bound_s=_finite_or_none(outcome.lower_bound_s),
+                  solve_time_s=solve_time_s, message=message,
+                  history=list(outcome.extras.get("history", [])), extras=outcome.extras)

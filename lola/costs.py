@@ -1,0 +1,84 @@
+"""The latency and memory model of the specification (section 2), tied to a scenario.
+
+    compute time      C_n / f_k                      (s)
+    payload           S_n = q D_n                    (bit)
+    rate, fixed       r_k(b) = b rho_k               (bit/s)
+    rate, shannon     r_k(b) = b log2(1 + P_k g_k / (N_0 b))
+    latency           T_kn(b) = C_n / f_k + S_n / r_k(b)
+    memory-feasible   m_n <= M_k
+
+The arithmetic itself lives in :mod:`solvers.model` so that the solvers and the reports compute
+bit-identical numbers; this module turns a :class:`~lola.scenario.Scenario` into those arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from solvers.model import Instance, pair_latency, rate_bps
+
+from .scenario import Block, Channel, Device, Scenario
+
+__all__ = ["to_instance", "rate_bps_of", "latency_s", "compute_time_s", "upload_time_s",
+           "snr_hz", "rate_ceiling_bps"]
+
+
+def snr_hz(device: Device, channel: Channel) -> float:
+    """a_k = P_k g_k / N_0 in Hz (shannon model)."""
+    return device.tx_power_w * device.channel_gain / channel.noise_psd_w_per_hz
+
+
+def rate_ceiling_bps(device: Device, channel: Channel) -> float:
+    """The supremum over b of r_k(b): infinite for ``fixed``, a_k / ln 2 for ``shannon``."""
+    if channel.rate_model == "shannon":
+        return snr_hz(device, channel) / np.log(2.0)
+    return float("inf")
+
+
+def rate_bps_of(device: Device, channel: Channel, bandwidth_hz: float) -> float:
+    """r_k(b) for one device."""
+    if channel.rate_model == "shannon":
+        return float(rate_bps(bandwidth_hz, rate_model="shannon",
+                              snr_hz=snr_hz(device, channel)))
+    return float(rate_bps(bandwidth_hz, rate_model="fixed",
+                          spectral_efficiency=device.spectral_efficiency))
+
+
+def compute_time_s(block: Block, device: Device) -> float:
+    return block.flops / device.flops_per_s
+
+
+def upload_time_s(block: Block, device: Device, channel: Channel, bandwidth_hz: float) -> float:
+    with np.errstate(divide="ignore"):
+        return float(np.float64(block.payload_bits) / rate_bps_of(device, channel, bandwidth_hz))
+
+
+def latency_s(block: Block, device: Device, channel: Channel, bandwidth_hz: float) -> float:
+    """T_kn(b), computed exactly as the solvers compute it."""
+    return float(pair_latency(block.flops, device.flops_per_s, block.payload_bits,
+                              rate_bps_of(device, channel, bandwidth_hz)))
+
+
+def to_instance(scenario: Scenario) -> Instance:
+    """The scenario as the arrays the solvers work on (blocks in depth order)."""
+    blocks, devices, channel = scenario.blocks, scenario.devices, scenario.channel
+
+    def column(objects, attribute):
+        return np.array([getattr(o, attribute) for o in objects], dtype=float)
+
+    shannon = channel.rate_model == "shannon"
+    bandwidths = [d.bandwidth_hz for d in devices]
+    return Instance(
+        block_flops=column(blocks, "flops"),
+        block_bits=column(blocks, "payload_bits"),
+        block_memory=column(blocks, "memory_bytes"),
+        device_flops_per_s=column(devices, "flops_per_s"),
+        device_memory=column(devices, "memory_bytes"),
+        total_bandwidth_hz=channel.total_bandwidth_hz,
+        rate_model=channel.rate_model,
+        device_spectral_efficiency=None if shannon else column(devices, "spectral_efficiency"),
+        device_snr_hz=np.array([snr_hz(d, channel) for d in devices]) if shannon else None,
+        device_bandwidth_hz=(np.array(bandwidths, dtype=float)
+                             if all(b is not None for b in bandwidths) else None),
+        server_flops_per_s=scenario.server.flops_per_s if scenario.server else None,
+        batch_bits=8 * scenario.model.batch_bytes if scenario.model.batch_bytes else None,
+    )

@@ -1,0 +1,82 @@
+"""Block cost profiles: bundled tables (JSON beside this file) and their loader.
+
+A profile is one JSON document (specification, section 7): the model and its fine-tuning
+configuration, how the figures were obtained (``measurement.method``), and per block ``name``,
+``layer``, ``depth`` (1 nearest the output), ``params``, ``flops``, ``latency_s`` and
+``memory_bytes``.
+
+>>> profile = load_profile("roberta-base")
+>>> len(profile.blocks), profile.blocks[0].depth, profile.info["measurement"]["method"]
+(12, 1, 'analytic')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..scenario import Block, ScenarioError, _Checker, read_document
+
+__all__ = ["Profile", "load_profile", "bundled_profiles", "PROFILE_DIR"]
+
+PROFILE_DIR = Path(__file__).resolve().parent
+_BLOCK_REQUIRED = ("name", "depth", "params", "flops", "memory_bytes")
+_BLOCK_OPTIONAL = ("layer", "latency_s", "latency_spread_s")
+
+
+@dataclass(frozen=True)
+class Profile:
+    blocks: tuple  # of Block, depth 1 first
+    info: dict     # everything but the blocks: model, config, measurement
+    source: str
+
+
+def bundled_profiles() -> list[str]:
+    """Names of the profiles shipped with LoLa."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
+
+
+def _resolve(name: str, base_dir) -> Path:
+    bundled = PROFILE_DIR / f"{name}.json"
+    if "/" not in name and "\\" not in name and not name.endswith((".json", ".yaml", ".yml")):
+        if bundled.is_file():
+            return bundled
+        raise ScenarioError(f"no bundled profile {name!r} (bundled: "
+                            f"{', '.join(bundled_profiles())}); give a path to a profile file "
+                            "to use your own")
+    path = Path(name)
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    return path
+
+
+def load_profile(name: str, *, base_dir=None) -> Profile:
+    """Load a bundled profile by name, or a profile file by path (relative to ``base_dir``)."""
+    path = _resolve(name, base_dir)
+    source = str(path)
+    document = read_document(path)
+    check = _Checker(source)
+    if "blocks" not in document:
+        check.fail("blocks", "missing required key")
+    entries = check.items(document["blocks"], "blocks")
+    blocks = []
+    for i, entry in enumerate(entries):
+        here = f"blocks[{i}]"
+        check.mapping(entry, here, required=_BLOCK_REQUIRED, optional=_BLOCK_OPTIONAL)
+        depth = entry["depth"]
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            check.fail(f"{here}.depth", f"must be a positive integer, got {depth!r}")
+        latency = entry.get("latency_s")
+        if latency is not None:
+            check.positive(latency, f"{here}.latency_s")
+        blocks.append(Block(name=check.text(entry["name"], f"{here}.name"),
+                            flops=check.positive(entry["flops"], f"{here}.flops"),
+                            memory_bytes=check.positive(entry["memory_bytes"],
+                                                        f"{here}.memory_bytes"),
+                            params=check.positive(entry["params"], f"{here}.params"),
+                            depth=depth))
+    depths = sorted(b.depth for b in blocks)
+    if depths != list(range(1, len(blocks) + 1)):
+        check.fail("blocks", f"depths must be 1..{len(blocks)} once each, got {depths}")
+    check.unique_names(blocks, "blocks")
+    info = {key: value for key, value in document.items() if key != "blocks"}
+    return Profile(tuple(sorted(blocks, key=lambda b: b.depth)), info, source)

@@ -1,0 +1,53 @@
+"""Human-readable tables of results (the CLI's default output)."""
+from __future__ import annotations
+
+__all__ = ["format_result", "format_table"]
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value:.4g} s"
+
+
+def format_table(headers, rows, align=None) -> str:
+    """A plain fixed-width table; ``align`` is a string of 'l'/'r' per column."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row):
+        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
+                         for c, w, a in zip(row, widths, align)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])
+
+
+def format_result(result) -> str:
+    lines = [f"scenario {result.scenario}  problem {result.problem}  method {result.method}",
+             f"status {result.status}  round latency {_seconds(result.round_latency_s)}  "
+             f"lower bound {_seconds(result.lower_bound_s)}  solved in "
+             f"{result.solve_time_s * 1e3:.3g} ms"]
+    if result.message:
+        lines.append(result.message)
+    if result.round_latency_s is None:
+        return "\n".join(lines)
+    server = {pair["device"] for pair in result.assignment} == {"server"}
+    rows = []
+    for device in result.devices:
+        if not device.blocks and device.bandwidth_hz == 0:
+            continue
+        slowest = "*" if device.latency_s == result.round_latency_s else ""
+        rows.append([device.name + slowest, ", ".join(device.blocks) or ("(uploads)" if server
+                                                                        else "-"),
+                     f"{device.bandwidth_hz / 1e6:.3f}", f"{device.compute_s:.4f}",
+                     f"{device.upload_s:.4f}", f"{device.latency_s:.4f}",
+                     f"{device.memory_bytes / 1e9:.2f}"])
+    idle = sum(1 for d in result.devices if not d.blocks and d.bandwidth_hz == 0)
+    lines += ["", format_table(["device", "block", "MHz", "compute s", "upload s", "latency s",
+                                "memory GB"], rows, "llrrrrr")]
+    notes = []
+    if idle:
+        notes.append(f"{idle} device(s) idle")
+    notes.append("* sets the round latency")
+    lines.append("(" + "; ".join(notes) + ")")
+    return "\n".join(lines)

@@ -1,0 +1,361 @@
+"""Scenarios: blocks, devices, channel and server, loaded from YAML or JSON and validated.
+
+The file format is the one of the specification (section 5). Every problem is reported as a
+:class:`ScenarioError` that names the file and the key path, e.g.::
+
+    lab.yaml: devices[3].memory_bytes: must be a positive finite number, got -5
+
+Examples
+--------
+>>> scenario = load_scenario({
+...     "model": {"blocks": [{"name": "b1", "flops": 1e9, "memory_bytes": 1e9, "params": 100}]},
+...     "devices": [{"name": "d1", "flops_per_s": 1e9, "memory_bytes": 2e9,
+...                  "spectral_efficiency": 4.0}],
+...     "channel": {"total_bandwidth_hz": 1e6}})
+>>> scenario.devices[0].name, scenario.model.blocks[0].payload_bits
+('d1', 3200)
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+__all__ = ["ScenarioError", "Block", "Device", "Channel", "Server", "Model", "Scenario",
+           "load_scenario", "read_document", "DEFAULT_NOISE_PSD_W_PER_HZ", "RATE_MODELS"]
+
+# Thermal noise at 290 K: -174 dBm/Hz (kT with Boltzmann's constant), in W/Hz.
+DEFAULT_NOISE_PSD_W_PER_HZ = 10 ** (-174 / 10) * 1e-3
+RATE_MODELS = ("fixed", "shannon")
+
+
+class ScenarioError(ValueError):
+    """A scenario (or profile) that cannot be used, with the file and the key path at fault."""
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
+        self.reason, self.key, self.source = message, key, source
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.source, self.key) if p]
+        return ": ".join(parts + [self.reason])
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of trainable parameters; ``depth`` 1 is the block nearest the output."""
+
+    name: str
+    flops: float
+    memory_bytes: float
+    params: float
+    depth: int
+    bits_per_param: float = 32
+
+    @property
+    def payload_bits(self) -> float:
+        """S_n = q D_n."""
+        return self.bits_per_param * self.params
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    flops_per_s: float
+    memory_bytes: float
+    spectral_efficiency: float | None = None
+    tx_power_w: float | None = None
+    channel_gain: float | None = None
+    bandwidth_hz: float | None = None
+
+
+@dataclass(frozen=True)
+class Channel:
+    total_bandwidth_hz: float
+    rate_model: str = "fixed"
+    noise_psd_w_per_hz: float = DEFAULT_NOISE_PSD_W_PER_HZ
+
+
+@dataclass(frozen=True)
+class Server:
+    flops_per_s: float
+
+
+@dataclass(frozen=True)
+class Model:
+    blocks: tuple
+    bits_per_param: float = 32
+    batch_bytes: float | None = None
+    profile: str | None = None
+    profile_info: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    model: Model
+    devices: tuple
+    channel: Channel
+    server: Server | None = None
+    source: str | None = None
+
+    @property
+    def blocks(self) -> tuple:
+        return self.model.blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading documents
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e9`` as a string; scenario files are full of such numbers, so floats
+    follow YAML 1.2 (a dot is optional). Duplicate mapping keys are errors, not overwrites."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _reject_duplicate_json_keys(pairs):
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def read_document(path) -> dict:
+    """Read a YAML or JSON file into a mapping, raising :class:`ScenarioError` naming the file."""
+    source = os.fspath(path)
+    try:
+        raw = Path(source).read_bytes()
+    except OSError as err:
+        raise ScenarioError(f"cannot read the file: {err.strerror or err}", source=source) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ScenarioError(f"not UTF-8 text (byte {err.start})", source=source) from None
+    try:
+        if source.lower().endswith(".json"):
+            document = json.loads(text, object_pairs_hook=_reject_duplicate_json_keys,
+                                  parse_constant=lambda name: float(name))
+        else:
+            document = yaml.load(text, Loader=_Loader)
+    except json.JSONDecodeError as err:
+        raise ScenarioError(f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}",
+                            source=source) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ScenarioError(f"malformed YAML{where}: {problem}", source=source) from None
+    except (ValueError, RecursionError) as err:
+        raise ScenarioError(f"malformed document: {err}", source=source) from None
+    if not isinstance(document, dict):
+        raise ScenarioError(f"the top level must be a mapping, got {_kind(document)}",
+                            source=source)
+    return document
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation helpers: each raises ScenarioError with the key path.
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__)
+
+
+def _show(value) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Checker:
+    def __init__(self, source):
+        self.source = source
+
+    def fail(self, key, message):
+        raise ScenarioError(message, key=key, source=self.source)
+
+    def mapping(self, value, key, *, required, optional=()):
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a mapping, got {_kind(value)}")
+        for name in value:
+            if not isinstance(name, str):
+                self.fail(key, f"keys must be strings, got {_show(name)}")
+        unknown = [name for name in value if name not in required and name not in optional]
+        if unknown:
+            allowed = ", ".join(sorted((*required, *optional)))
+            self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
+                      f"unknown key (allowed here: {allowed})")
+        for name in required:
+            if name not in value:
+                self.fail(f"{key}.{name}" if key else name, "missing required key")
+        return value
+
+    def positive(self, value, key):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, f"must be a positive finite number, got {_kind(value)} {_show(value)}"
+                      if isinstance(value, str) else
+                      f"must be a positive finite number, got {_kind(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            self.fail(key, f"must be a positive finite number, got {_show(value)} (too large)")
+        if not math.isfinite(number) or number <= 0:
+            self.fail(key, f"must be a positive finite number, got {_show(value)}")
+        return number
+
+    def text(self, value, key):
+        if not isinstance(value, str):
+            self.fail(key, f"must be a string, got {_kind(value)}")
+        if not value.strip():
+            self.fail(key, "must not be empty")
+        return value
+
+    def items(self, value, key):
+        if not isinstance(value, list):
+            self.fail(key, f"must be a list, got {_kind(value)}")
+        if not value:
+            self.fail(key, "must not be empty")
+        return value
+
+    def unique_names(self, items, key):
+        seen = {}
+        for i, item in enumerate(items):
+            if item.name in seen:
+                self.fail(f"{key}[{i}].name",
+                          f"duplicate name {item.name!r} (also {key}[{seen[item.name]}])")
+            seen[item.name] = i
+
+
+_BLOCK_KEYS = ("name", "flops", "memory_bytes", "params")
+_DEVICE_REQUIRED = ("name", "flops_per_s", "memory_bytes")
+_DEVICE_OPTIONAL = ("spectral_efficiency", "tx_power_w", "channel_gain", "bandwidth_hz")
+_RATE_KEYS = {"fixed": ("spectral_efficiency",), "shannon": ("tx_power_w", "channel_gain")}
+
+
+def _parse_blocks(check, entries, key, bits_per_param):
+    blocks = []
+    for i, entry in enumerate(check.items(entries, key)):
+        here = f"{key}[{i}]"
+        check.mapping(entry, here, required=_BLOCK_KEYS)
+        blocks.append(Block(name=check.text(entry["name"], f"{here}.name"),
+                            flops=check.positive(entry["flops"], f"{here}.flops"),
+                            memory_bytes=check.positive(entry["memory_bytes"],
+                                                        f"{here}.memory_bytes"),
+                            params=check.positive(entry["params"], f"{here}.params"),
+                            depth=i + 1, bits_per_param=bits_per_param))
+    check.unique_names(blocks, key)
+    return tuple(blocks)
+
+
+def _parse_model(check, raw, base_dir):
+    check.mapping(raw, "model", required=(),
+                  optional=("profile", "blocks", "bits_per_param", "batch_bytes"))
+    bits = check.positive(raw.get("bits_per_param", 32), "model.bits_per_param")
+    batch = raw.get("batch_bytes")
+    batch = None if batch is None else check.positive(batch, "model.batch_bytes")
+    if ("profile" in raw) == ("blocks" in raw):
+        check.fail("model", "give exactly one of 'profile' (a bundled name or a file) and "
+                            "'blocks' (the blocks inline)")
+    if "blocks" in raw:
+        return Model(_parse_blocks(check, raw["blocks"], "model.blocks", bits), bits, batch)
+    from .profiles import load_profile  # late: profiles use this module's checker
+
+    name = check.text(raw["profile"], "model.profile")
+    try:
+        profile = load_profile(name, base_dir=base_dir)
+    except ScenarioError as err:
+        if err.source is None:
+            err.source, err.key = check.source, "model.profile"
+        raise
+    blocks = tuple(Block(b.name, b.flops, b.memory_bytes, b.params, b.depth, bits)
+                   for b in profile.blocks)
+    return Model(blocks, bits, batch, profile=name, profile_info=profile.info)
+
+
+def _parse_device(check, entry, here, rate_model):
+    check.mapping(entry, here, required=_DEVICE_REQUIRED + _RATE_KEYS[rate_model],
+                  optional=_DEVICE_OPTIONAL)
+    values = {name: check.positive(entry[name], f"{here}.{name}")
+              for name in _DEVICE_REQUIRED[1:] + _DEVICE_OPTIONAL if name in entry}
+    return Device(name=check.text(entry["name"], f"{here}.name"), **values)
+
+
+def _parse(document: dict, source: str, base_dir: Path) -> Scenario:
+    check = _Checker(source)
+    check.mapping(document, "", required=("model", "devices", "channel"),
+                  optional=("name", "server"))
+    name = document.get("name")
+    if name is None:
+        name = Path(source).stem if source and not source.startswith("<") else "scenario"
+    else:
+        name = check.text(name, "name")
+    channel_raw = check.mapping(document["channel"], "channel", required=("total_bandwidth_hz",),
+                                optional=("rate_model", "noise_psd_w_per_hz"))
+    rate_model = channel_raw.get("rate_model", "fixed")
+    if rate_model not in RATE_MODELS:
+        check.fail("channel.rate_model", f"must be 'fixed' or 'shannon', got {_show(rate_model)}")
+    channel = Channel(check.positive(channel_raw["total_bandwidth_hz"],
+                                     "channel.total_bandwidth_hz"), rate_model,
+                      check.positive(channel_raw.get("noise_psd_w_per_hz",
+                                                     DEFAULT_NOISE_PSD_W_PER_HZ),
+                                     "channel.noise_psd_w_per_hz"))
+    model = _parse_model(check, document["model"], base_dir)
+    devices = tuple(_parse_device(check, entry, f"devices[{i}]", rate_model)
+                    for i, entry in enumerate(check.items(document["devices"], "devices")))
+    check.unique_names(devices, "devices")
+    server = None
+    if document.get("server") is not None:
+        raw = check.mapping(document["server"], "server", required=("flops_per_s",))
+        server = Server(check.positive(raw["flops_per_s"], "server.flops_per_s"))
+    return Scenario(name, model, devices, channel, server, source)
+
+
+def load_scenario(path_or_dict) -> Scenario:
+    """Load and validate a scenario from a YAML/JSON file path or an already-parsed mapping.
+
+    Raises
+    ------
+    ScenarioError
+        A ``ValueError`` whose message names the file and the offending key.
+    """
+    if isinstance(path_or_dict, Scenario):
+        return path_or_dict
+    if isinstance(path_or_dict, dict):
+        return _parse(path_or_dict, "<dict>", Path.cwd())
+    if isinstance(path_or_dict, (str, os.PathLike)):
+        source = os.fspath(path_or_dict)
+        return _parse(read_document(source), source, Path(source).resolve().parent)
+    raise TypeError(f"load_scenario takes a path or a mapping, got {type(path_or_dict).__name__}")

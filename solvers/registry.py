@@ -1,0 +1,113 @@
+"""Method name -> solver, as data, in preference order (the first that applies is the default).
+
+Each :class:`Method` carries its capabilities as flags: which problems it solves, whether it is
+exact, its role, and the optional modules it requires. Which methods are available is derived
+from those flags, never listed by hand.
+
+>>> [m.name for m in methods_for("matching")][:2]
+['crunch', 'bottleneck']
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import matching
+from .model import Instance
+from .result import SolverInputError, SolverResult
+
+__all__ = ["Method", "METHODS", "PROBLEMS", "methods_for", "get_method", "run_method"]
+
+PROBLEMS = ("matching", "jbba")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method.
+
+    ``solvers`` maps each problem the method solves to a callable
+    ``(instance, **options) -> SolverResult``. ``role`` is one of ``"lola"`` (LoLa's own fast
+    methods), ``"exact"`` (exact references), ``"baseline"`` or ``"reference"``.
+    """
+
+    name: str
+    solvers: dict
+    role: str
+    exact: bool
+    description: str
+    requires: tuple = field(default=())
+
+    @property
+    def problems(self) -> tuple:
+        return tuple(self.solvers)
+
+    @property
+    def available(self) -> bool:
+        return all(importlib.util.find_spec(module) is not None for module in self.requires)
+
+
+def _at_fixed(solve: Callable) -> Callable:
+    """P1: the bandwidths are the fixed ones of the instance."""
+    return lambda instance, **options: solve(instance, instance.matching_bandwidth(), **options)
+
+
+def _at_equal_share(solve: Callable) -> Callable:
+    """P2 baselines: every involved device gets B / N."""
+    return lambda instance, **options: solve(instance, instance.equal_bandwidth(), **options)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    METHODS[method.name] = method
+    return method
+
+
+register(Method("crunch", {"matching": _at_fixed(matching.solve_crunch)}, "lola", True,
+                "CRUNCH: exact threshold matching exploiting monotone depth costs"))
+register(Method("bottleneck", {"matching": _at_fixed(matching.solve_bottleneck)}, "exact", True,
+                "general bottleneck assignment (threshold bisection + Hopcroft-Karp)"))
+register(Method("milp", {"matching": _at_fixed(matching.solve_milp)}, "exact", True,
+                "MILP through cvxpy and HiGHS", requires=("cvxpy", "highspy")))
+register(Method("brute", {"matching": _at_fixed(matching.solve_brute)}, "exact", True,
+                "enumeration of all assignments (tiny instances only)"))
+register(Method("random", {"matching": _at_fixed(matching.solve_random),
+                           "jbba": _at_equal_share(matching.solve_random)}, "baseline", False,
+                "random feasible matching, equal bandwidth"))
+register(Method("greedy", {"matching": _at_fixed(matching.solve_greedy),
+                           "jbba": _at_equal_share(matching.solve_greedy)}, "baseline", False,
+                "depth-aware greedy matching (deepest block first), equal bandwidth"))
+register(Method("min-sum", {"matching": _at_fixed(matching.solve_min_sum),
+                            "jbba": _at_equal_share(matching.solve_min_sum)}, "baseline", False,
+                "Hungarian min-total-latency matching, equal bandwidth"))
+register(Method("centralized", {"matching": matching.solve_centralized,
+                                "jbba": matching.solve_centralized}, "reference", False,
+                "reference, not DEFT: devices upload mini-batches, the server trains"))
+
+
+def methods_for(problem: str, *, available_only: bool = True) -> list[Method]:
+    """The registered methods that solve ``problem``, in preference order."""
+    return [m for m in METHODS.values()
+            if problem in m.solvers and (m.available or not available_only)]
+
+
+def get_method(name: str, problem: str) -> Method:
+    """Look a method up, raising :class:`SolverInputError` with the alternatives if it is wrong."""
+    if problem not in PROBLEMS:
+        raise SolverInputError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
+    names = ", ".join(m.name for m in methods_for(problem, available_only=False))
+    method = METHODS.get(name)
+    if method is None:
+        raise SolverInputError(f"unknown method {name!r}; methods for {problem}: {names}")
+    if problem not in method.solvers:
+        raise SolverInputError(f"method {name!r} does not solve {problem}; methods that do: {names}")
+    if not method.available:
+        raise SolverInputError(f"method {name!r} needs {', '.join(method.requires)}, which is not "
+                               "installed")
+    return method
+
+
+def run_method(name: str, problem: str, instance: Instance, **options) -> SolverResult:
+    return get_method(name, problem).solvers[problem](instance, **options)
