@@ -13,7 +13,7 @@ Examples
 ...                  "spectral_efficiency": 4.0}],
 ...     "channel": {"total_bandwidth_hz": 1e6}})
 >>> scenario.devices[0].name, scenario.model.blocks[0].payload_bits
-('d1', 3200)
+('d1', 3200.0)
 """
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ def min_cost_matching(cost: np.ndarray) -> np.ndarray | None:
 
     +inf entries are forbidden; returns the row of each column or None when infeasible.
     """
+    if cost.shape[0] < cost.shape[1]:  # scipy would assign only K of the N blocks
+        return None
     try:
         rows, cols = linear_sum_assignment(cost.T)
     except ValueError:  # scipy: "cost matrix is infeasible"

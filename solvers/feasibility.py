@@ -6,8 +6,10 @@ one-to-one assignment of all blocks to devices that can hold them exists iff, fo
 at least as many devices have M_k >= m_n as there are blocks with m_j >= m_n.
 
 >>> import numpy as np
+>>> memory_shortfall(np.array([1.0, 2.0, 3.0]), np.array([5.0, 1.5, 1.0]))
+MemoryShortfall(need_bytes=2.0, n_blocks=2, n_devices=1, block_index=1)
 >>> memory_shortfall(np.array([1.0, 2.0, 3.0]), np.array([5.0, 2.5, 1.0])) is None
-False
+True
 >>> memory_shortfall(np.array([1.0, 2.0]), np.array([5.0, 2.5, 1.0])) is None
 True
 """

@@ -1,0 +1,101 @@
+"""One conformance check that every registered method passes, on both problems and rate models.
+
+A method added to the registry is covered automatically: the parametrisation is derived from it.
+"""
+import numpy as np
+import pytest
+
+import lola
+import solvers
+from lola import costs
+
+from .instances import random_scenario
+
+REFERENCE = {"matching": "bottleneck", "jbba": "exact"}
+TOLERANCE = {"matching": 1e-9, "jbba": 1e-6}
+
+
+def cases():
+    for problem in solvers.PROBLEMS:
+        for method in solvers.methods_for(problem):
+            yield pytest.param(problem, method.name, id=f"{problem}-{method.name}")
+
+
+def scenarios(count=25):
+    rng = np.random.default_rng(2024)
+    for i in range(count):
+        yield lola.load_scenario(random_scenario(
+            rng, rate_model="shannon" if i % 2 else "fixed", fixed_bandwidth=(i % 5 == 0),
+            name=f"conformance-{i}"))
+
+
+def recomputed_latency(scenario, result):
+    by_name = {d.name: d for d in scenario.devices}
+    reports = {d.name: d for d in result.devices}
+    latency = []
+    for block, pair in zip(scenario.blocks, result.assignment):
+        assert pair["block"] == block.name
+        device = by_name[pair["device"]]
+        latency.append(costs.latency_s(block, device, scenario.channel,
+                                       reports[device.name].bandwidth_hz))
+    return max(latency)
+
+
+@pytest.mark.parametrize("problem, method", list(cases()))
+def test_method_conforms(problem, method):
+    spec = solvers.METHODS[method]
+    reference_method = REFERENCE[problem]
+    if reference_method not in solvers.METHODS or problem not in solvers.METHODS[
+            reference_method].solvers:
+        reference_method = "bottleneck" if problem == "matching" else None
+    checked = 0
+    for scenario in scenarios():
+        if method == "brute" and len(scenario.devices) > 6:
+            continue
+        result = lola.solve(scenario, problem=problem, method=method, seed=3)
+        again = lola.solve(scenario, problem=problem, method=method, seed=3)
+        first, second = result.to_dict(), again.to_dict()
+        first.pop("solve_time_s"), second.pop("solve_time_s")
+        assert first == second, "same seed, different answer"
+        assert set(first) == {"scenario", "problem", "method", "status", "round_latency_s",
+                              "assignment", "devices", "lower_bound_s", "message"}
+        assert [d.name for d in result.devices] == [d.name for d in scenario.devices]
+        reference = (lola.solve(scenario, problem=problem, method=reference_method)
+                     if reference_method else None)
+        if result.status == "infeasible":
+            assert result.round_latency_s is None and result.assignment == []
+            assert result.message
+            if method != "centralized" and reference is not None:
+                assert reference.status == "infeasible"
+            continue
+        checked += 1
+        assert [p["block"] for p in result.assignment] == [b.name for b in scenario.blocks]
+        if method == "centralized":
+            uploaders = [d for d in result.devices if d.bandwidth_hz > 0]
+            assert len(uploaders) == len(scenario.blocks)
+            assert {p["device"] for p in result.assignment} == {"server"}
+            continue
+        devices = [p["device"] for p in result.assignment]
+        assert len(set(devices)) == len(devices), "a device trains two blocks"
+        memory = {d.name: d.memory_bytes for d in scenario.devices}
+        for block, device in zip(scenario.blocks, devices):
+            assert block.memory_bytes <= memory[device]
+        total = sum(d.bandwidth_hz for d in result.devices)
+        assert total <= scenario.channel.total_bandwidth_hz * (1 + 1e-9)
+        assert all(d.bandwidth_hz == 0 for d in result.devices if not d.blocks)
+        assert result.round_latency_s == pytest.approx(recomputed_latency(scenario, result),
+                                                       rel=1e-12)
+        assert result.round_latency_s == max(d.latency_s for d in result.devices)
+        if result.status == "optimal":
+            assert spec.exact
+        if reference is not None:
+            assert reference.status != "infeasible"
+            optimum = reference.round_latency_s
+            tol = TOLERANCE[problem]
+            if problem == "matching" or spec.role != "baseline":
+                assert result.round_latency_s >= optimum * (1 - tol)
+            if result.lower_bound_s is not None:
+                assert result.lower_bound_s <= optimum * (1 + tol)
+            if result.status == "optimal":
+                assert result.round_latency_s == pytest.approx(optimum, rel=tol)
+    assert checked > 5
