@@ -52,6 +52,9 @@ from .model import pair_latency
 
 __all__ = ["common_depth_order", "crunch_matching", "CrunchOutcome"]
 
+_FANOUT = 16      # positions evaluated per device and round of the prefix search
+_CHUNK = 1 << 16  # devices per chunk of the prefix search (bounds its temporaries)
+
 
 @dataclass
 class CrunchOutcome:
@@ -115,12 +118,11 @@ class _Devices:
                         self.cap[keep], self.first_latency[keep])
 
 
-def crunch_matching(*, block_flops, block_bits, block_memory, device_flops_per_s,
-                    device_rate_bps, device_memory, seed=0, enumerate_below=4096) -> CrunchOutcome:
+def crunch_matching(**arrays) -> CrunchOutcome:
     """Exact bottleneck matching for monotone depth costs (see the module docstring).
 
-    Parameters
-    ----------
+    Parameters (keyword-only)
+    -------------------------
     block_flops, block_bits, block_memory : (N,) arrays
         C_n, S_n, m_n in the listed block order.
     device_flops_per_s, device_rate_bps, device_memory : (K,) arrays
@@ -130,6 +132,12 @@ def crunch_matching(*, block_flops, block_bits, block_memory, device_flops_per_s
     enumerate_below : int
         Once at most this many candidate values remain, they are listed and bisected.
     """
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return _crunch(**arrays)
+
+
+def _crunch(*, block_flops, block_bits, block_memory, device_flops_per_s,
+           device_rate_bps, device_memory, seed=0, enumerate_below=4096) -> CrunchOutcome:
     C = np.asarray(block_flops, dtype=float)
     S = np.asarray(block_bits, dtype=float)
     m = np.asarray(block_memory, dtype=float)
@@ -145,6 +153,7 @@ def crunch_matching(*, block_flops, block_bits, block_memory, device_flops_per_s
     f = np.asarray(device_flops_per_s, dtype=float)
     r = np.asarray(device_rate_bps, dtype=float)
     cap = np.searchsorted(m, np.asarray(device_memory, dtype=float), side="right")
+    cap[~(r > 0)] = 0  # a device with no uplink rate cannot deliver any gradient
     first = np.where(cap >= 1, pair_latency(C[0], f, S[0], r), np.inf)
     last = np.where(cap >= n_blocks, pair_latency(C[-1], f, S[-1], r), np.inf)
 
@@ -155,26 +164,49 @@ def crunch_matching(*, block_flops, block_bits, block_memory, device_flops_per_s
     upper = np.partition(last, n_blocks - 1)[n_blocks - 1]
     devices = _Devices(np.arange(n_devices), f, r, cap, first)
     probes = 0
+    uniform_payload = bool(S[0] == S[-1])  # S is sorted, so all payloads are equal
+    feasible_prefix = {}
 
     def counts(threshold, dev):
-        """p_k(threshold): length of the prefix of blocks device k can train within it."""
-        lo = np.zeros(len(dev.index), dtype=np.int64)
-        hi = dev.cap.astype(np.int64)
-        active = np.nonzero(lo < hi)[0]
-        while active.size:
-            mid = (lo[active] + hi[active]) // 2
-            ok = pair_latency(C[mid], dev.flops_per_s[active], S[mid], dev.rate[active]) <= threshold
-            lo[active] = np.where(ok, mid + 1, lo[active])
-            hi[active] = np.where(ok, hi[active], mid)
-            active = active[lo[active] < hi[active]]
-        return lo
+        """p_k(threshold): length of the prefix of blocks device k can train within it.
 
-    def feasible(prefix):
+        A vectorised B-ary search: each round evaluates ``_FANOUT`` positions per device and
+        keeps the bracket where the (monotone) test flips, so it takes ceil(log_B(N + 1))
+        rounds instead of log2 ones; devices are handled in chunks to bound the temporaries.
+        """
+        if uniform_payload:
+            return _uniform_payload_counts(threshold, C, S[0], dev)
+        prefix = np.empty(len(dev.index), dtype=np.int64)
+        steps = np.arange(_FANOUT)
+        for start in range(0, len(dev.index), _CHUNK):
+            part = slice(start, start + _CHUNK)
+            lo = np.zeros(len(dev.index[part]), dtype=np.int64)
+            hi = dev.cap[part].astype(np.int64)
+            speed, rate = dev.flops_per_s[part], dev.rate[part]
+            active = np.nonzero(lo < hi)[0]
+            while active.size:
+                span = hi[active] - lo[active]
+                position = lo[active, None] + (span[:, None] * steps) // _FANOUT
+                ok = (C[position] / speed[active, None] + S[position] / rate[active, None]
+                      <= threshold)
+                passed = ok.sum(axis=1)
+                rows = np.arange(active.size)
+                lo[active] = np.where(passed > 0, position[rows, passed - 1] + 1, lo[active])
+                hi[active] = np.where(passed < _FANOUT,
+                                      position[rows, np.minimum(passed, _FANOUT - 1)], hi[active])
+                active = active[lo[active] < hi[active]]
+            prefix[part] = lo
+        return prefix
+
+    def feasible(prefix, threshold=None):
         nonlocal probes
         probes += 1
         per_length = np.bincount(np.minimum(prefix, n_blocks), minlength=n_blocks + 1)
         at_least = np.cumsum(per_length[::-1])[::-1]  # at_least[j] = #{k : p_k >= j}
-        return bool(np.all(at_least[1:] >= np.arange(n_blocks, 0, -1)))
+        ok = bool(np.all(at_least[1:] >= np.arange(n_blocks, 0, -1)))
+        if ok and threshold is not None:
+            feasible_prefix[threshold] = prefix
+        return ok
 
     if not np.isfinite(upper):
         # Fewer than N devices hold the deepest block: every finite value is a candidate, and
@@ -187,9 +219,9 @@ def crunch_matching(*, block_flops, block_bits, block_memory, device_flops_per_s
             return CrunchOutcome(None, np.inf, probes=probes, order_is_listed=listed)
 
     devices = devices.subset(devices.first_latency <= upper)
-    rng = np.random.default_rng(seed)
+    rng = None  # created on first use: most instances end before any sampling
     p_lo = counts(lower, devices)
-    if feasible(p_lo):
+    if feasible(p_lo, lower):
         threshold = lower
     else:
         p_hi = counts(upper, devices)
@@ -199,8 +231,9 @@ def crunch_matching(*, block_flops, block_bits, block_memory, device_flops_per_s
             total = int(width.sum())
             if total <= enumerate_below:
                 threshold = _bisect_listed(devices, p_lo, width, C, S,
-                                           lambda t: feasible(counts(t, devices)))
+                                           lambda t: feasible(counts(t, devices), t))
                 break
+            rng = rng or np.random.default_rng(seed)
             cumulative = np.cumsum(width)
             pick = np.searchsorted(cumulative, rng.integers(0, total, size=31), side="right")
             offset = (rng.random(31) * width[pick]).astype(np.int64)
@@ -225,13 +258,38 @@ def crunch_matching(*, block_flops, block_bits, block_memory, device_flops_per_s
 
     # The nested sets make the matching trivial: the r-th most capable device takes the
     # (r+1)-th deepest block; Hall's condition guarantees it reaches that deep.
-    prefix = counts(threshold, devices)
+    prefix = feasible_prefix.get(threshold)
+    if prefix is None or len(prefix) != len(devices.index):
+        prefix = counts(threshold, devices)
     ranked = np.argsort(-prefix, kind="stable")[:n_blocks]
     sorted_assignment = devices.index[ranked][::-1]
     assignment = np.empty(n_blocks, dtype=np.int64)
     assignment[order] = sorted_assignment
     return CrunchOutcome(assignment, float(threshold), probes=probes,
                          devices_kept=len(devices.index), order_is_listed=listed)
+
+
+def _uniform_payload_counts(threshold, C, payload_bits, dev):
+    """p_k(threshold) when every block has the same payload S: one ``searchsorted`` on C.
+
+    The guess C_n <= (T - S / r_k) f_k can be off by rounding, so it is corrected against the
+    exact test C_n / f_k + S / r_k <= T, jumping over whole groups of equal C_n (which share
+    one latency) so that ties cannot make the correction crawl.
+    """
+    upload = payload_bits / dev.rate
+    guess = np.searchsorted(C, (threshold - upload) * dev.flops_per_s, side="right")
+    prefix = np.minimum(guess, dev.cap)
+    while True:
+        below = np.nonzero(prefix > 0)[0]
+        too_far = below[~(C[prefix[below] - 1] / dev.flops_per_s[below] + upload[below]
+                          <= threshold)]
+        above = np.nonzero(prefix < dev.cap)[0]
+        too_short = above[C[prefix[above]] / dev.flops_per_s[above] + upload[above] <= threshold]
+        if too_far.size == 0 and too_short.size == 0:
+            return prefix
+        prefix[too_far] = np.searchsorted(C, C[prefix[too_far] - 1], side="left")
+        prefix[too_short] = np.minimum(np.searchsorted(C, C[prefix[too_short]], side="right"),
+                                       dev.cap[too_short])
 
 
 def _bisect_listed(devices, p_lo, width, C, S, is_feasible):

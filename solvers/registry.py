@@ -9,6 +9,7 @@ from those flags, never listed by hand.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass, field
 from typing import Callable
@@ -44,7 +45,12 @@ class Method:
 
     @property
     def available(self) -> bool:
-        return all(importlib.util.find_spec(module) is not None for module in self.requires)
+        return all(_installed(module) for module in self.requires)
+
+
+@functools.lru_cache(maxsize=None)
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def _at_fixed(solve: Callable) -> Callable:
@@ -97,8 +103,10 @@ def get_method(name: str, problem: str) -> Method:
     """Look a method up, raising :class:`SolverInputError` with the alternatives if it is wrong."""
     if problem not in PROBLEMS:
         raise SolverInputError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
-    names = ", ".join(m.name for m in methods_for(problem, available_only=False))
     method = METHODS.get(name)
+    if method is not None and problem in method.solvers and method.available:
+        return method
+    names = ", ".join(m.name for m in methods_for(problem, available_only=False))
     if method is None:
         raise SolverInputError(f"unknown method {name!r}; methods for {problem}: {names}")
     if problem not in method.solvers:

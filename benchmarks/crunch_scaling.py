@@ -1,0 +1,87 @@
+"""How much faster is CRUNCH than the general exact methods, and does it reach a million devices?
+
+Measured in one run on default-like random instances (see ``common.default_like_instance``):
+
+1. K = N = 100: CRUNCH vs the matrix-based bottleneck search vs the cvxpy/HiGHS MILP (target:
+   CRUNCH >= 5000x faster than the MILP);
+2. N = 300, K = 3000: CRUNCH vs the bottleneck search (target >= 3x);
+3. N = 1000, K = 1e5 and 1e6: CRUNCH alone, wall time (target < 2 s at 1e6) and peak traced
+   memory (numpy allocations, ``tracemalloc``), which should grow linearly in K + N.
+
+Every pair of methods is also checked to return the same optimum. Writes
+``results/crunch_scaling.csv``. ``--quick`` shrinks repeats and the largest size.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import tracemalloc
+
+from solvers import run_method
+
+from .common import default_like_instance, median_time, print_table, write_csv
+
+
+def _time(method, instance, repeats):
+    return median_time(lambda: run_method(method, "matching", instance), repeats)
+
+
+def compare(n_devices, n_blocks, methods, repeats, seed=0):
+    instance = default_like_instance(n_devices, n_blocks, seed=seed)
+    rows, optimum = [], None
+    crunch_s = None
+    for method in methods:
+        seconds, result = _time(method, instance, repeats[method])
+        if optimum is None:
+            optimum = result.round_latency_s
+        assert abs(result.round_latency_s - optimum) <= 1e-9 * optimum, (method, result)
+        crunch_s = seconds if method == "crunch" else crunch_s
+        rows.append({"K": n_devices, "N": n_blocks, "method": method, "median_s": seconds,
+                     "repeats": repeats[method], "ratio_to_crunch": seconds / crunch_s,
+                     "round_latency_s": result.round_latency_s, "peak_mib": ""})
+    return rows
+
+
+def crunch_memory(n_devices, n_blocks, seed=0):
+    instance = default_like_instance(n_devices, n_blocks, seed=seed)
+    gc.collect()
+    tracemalloc.start()
+    seconds, result = _time("crunch", instance, 1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    seconds, result = _time("crunch", instance, 3)  # untraced timing
+    return {"K": n_devices, "N": n_blocks, "method": "crunch", "median_s": seconds, "repeats": 3,
+            "ratio_to_crunch": 1.0, "round_latency_s": result.round_latency_s,
+            "peak_mib": peak / 2**20}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, K up to 1e5")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    rows = compare(100, 100, ["crunch", "bottleneck", "milp"],
+                   {"crunch": 21 if quick else 101, "bottleneck": 5 if quick else 21,
+                    "milp": 1 if quick else 5})
+    rows += compare(3000, 300, ["crunch", "bottleneck"],
+                    {"crunch": 5 if quick else 21, "bottleneck": 3 if quick else 7})
+    for n_devices in ([10**4, 10**5] if quick else [10**4, 10**5, 10**6]):
+        rows.append(crunch_memory(n_devices, 1000))
+    print_table(rows)
+    path = write_csv("crunch_scaling.csv", rows)
+    by = {(r["K"], r["N"], r["method"]): r for r in rows}
+    print(f"\nK = N = 100:        MILP / CRUNCH = {by[(100, 100, 'milp')]['ratio_to_crunch']:.0f}x"
+          f" (target >= 5000x); bottleneck / CRUNCH = "
+          f"{by[(100, 100, 'bottleneck')]['ratio_to_crunch']:.0f}x")
+    print(f"N = 300, K = 3000:  bottleneck / CRUNCH = "
+          f"{by[(3000, 300, 'bottleneck')]['ratio_to_crunch']:.1f}x (target >= 3x)")
+    largest = max(r["K"] for r in rows if r["N"] == 1000)
+    big = by[(largest, 1000, "crunch")]
+    print(f"N = 1000, K = {largest:.0e}: CRUNCH {big['median_s']:.3f} s (target < 2 s at 1e6), "
+          f"peak {big['peak_mib']:.1f} MiB")
+    print(f"wrote {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
