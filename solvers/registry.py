@@ -6,6 +6,8 @@ from those flags, never listed by hand.
 
 >>> [m.name for m in methods_for("matching")][:2]
 ['crunch', 'bottleneck']
+>>> [m.name for m in methods_for("jbba")][:2]
+['dual-ascent', 'exact']
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import matching
+from . import exact, jbba, matching
 from .model import Instance
 from .result import SolverInputError, SolverResult
 
@@ -71,13 +73,20 @@ def register(method: Method) -> Method:
     return method
 
 
+register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
+                "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step"))
 register(Method("crunch", {"matching": _at_fixed(matching.solve_crunch)}, "lola", True,
                 "CRUNCH: exact threshold matching exploiting monotone depth costs"))
 register(Method("bottleneck", {"matching": _at_fixed(matching.solve_bottleneck)}, "exact", True,
                 "general bottleneck assignment (threshold bisection + Hopcroft-Karp)"))
-register(Method("milp", {"matching": _at_fixed(matching.solve_milp)}, "exact", True,
-                "MILP through cvxpy and HiGHS", requires=("cvxpy", "highspy")))
-register(Method("brute", {"matching": _at_fixed(matching.solve_brute)}, "exact", True,
+register(Method("exact", {"jbba": exact.solve_exact}, "exact", True,
+                "exact JBBA: bisection on latency, min-total-bandwidth Hungarian test"))
+register(Method("milp", {"matching": _at_fixed(matching.solve_milp),
+                         "jbba": exact.solve_milp_jbba}, "exact", True,
+                "MILP through cvxpy and HiGHS (JBBA: bisection of MILP feasibility tests)",
+                requires=("cvxpy", "highspy")))
+register(Method("brute", {"matching": _at_fixed(matching.solve_brute),
+                          "jbba": exact.solve_brute_jbba}, "exact", True,
                 "enumeration of all assignments (tiny instances only)"))
 register(Method("random", {"matching": _at_fixed(matching.solve_random),
                            "jbba": _at_equal_share(matching.solve_random)}, "baseline", False,

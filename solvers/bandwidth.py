@@ -1,0 +1,138 @@
+"""Bandwidth as a function of a latency target, and the optimal split for a fixed assignment.
+
+For a pair (k, n) and a round-latency target T the upload must fit in tau = T - C_n / f_k, so
+the device needs the rate R = S_n / tau and the least bandwidth with r_k(b) >= R:
+
+    fixed:    b = R / rho_k
+    shannon:  b log2(1 + a_k / b) = R, solvable iff R < a_k / ln 2 (the rate ceiling). With
+              s = R ln 2 / a_k in (0, 1):  b = a_k / (y - 1),  y = -W_{-1}(-s e^{-s}) / s,
+              W_{-1} the lower branch of the Lambert W function; two Newton steps on
+              b ln(1 + a/b) = R ln 2 polish the value where W loses digits (s near 1).
+
+It is infinite when tau <= 0 or the rate is out of reach, and non-increasing in T.
+
+For a fixed assignment, the best split equalises finishing times: the least T with
+sum_k b_k(T) <= B, found by bisection on T (:func:`optimal_split`).
+
+>>> import numpy as np
+>>> float(min_bandwidth(2.0, flops=1.0, flops_per_s=1.0, bits=4.0, rate_model="fixed",
+...                     spectral_efficiency=2.0))
+2.0
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import lambertw
+
+from .model import LN2
+
+__all__ = ["min_bandwidth", "shannon_bandwidth_for_rate", "optimal_split"]
+
+
+def shannon_bandwidth_for_rate(rate_bps, snr_hz):
+    """Least b with b log2(1 + a / b) >= R (inf when R >= a / ln 2). Broadcasts.
+
+    Works in x = a / b, the root of G(x) = ln(1 + x) / x - s with s = R ln 2 / a: the Lambert W
+    formula (or, within 1e-4 of the ceiling where W cancels, the series x = 2e + 8e^2/3 with
+    e = 1 - s) starts Newton's method on G, which is decreasing and convex, so the iteration
+    cannot wander off. A last check nudges b up until the computed rate reaches R, so the
+    bandwidth returned is never short of the target because of rounding.
+    """
+    rate_bps, snr_hz = np.broadcast_arrays(np.asarray(rate_bps, float), np.asarray(snr_hz, float))
+    s = rate_bps * LN2 / snr_hz
+    result = np.full(s.shape, np.inf)
+    reachable = (s < 1) & (s > 0)
+    result[s <= 0] = 0.0
+    if not reachable.any():
+        return result
+    sr, a, rate = s[reachable], snr_hz[reachable], rate_bps[reachable]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        x = -np.real(lambertw(-sr * np.exp(-sr), k=-1)) / sr - 1.0
+        near_ceiling = (1.0 - sr < 1e-4) | ~np.isfinite(x) | (x <= 0)
+        e = 1.0 - sr
+        x = np.where(near_ceiling, 2 * e + 8.0 / 3.0 * e * e, x)
+        for _ in range(6):
+            log_term = np.log1p(x)
+            value = log_term / x - sr
+            slope = (x / (1 + x) - log_term) / (x * x)
+            step = np.where(slope < 0, value / slope, 0.0)
+            x = np.where(x - step > 0, x - step, x / 4)
+        b = a / x
+        for _ in range(8):
+            achieved = b * np.log1p(a / b) / LN2
+            short = achieved < rate
+            if not short.any():
+                break
+            b = np.where(short, b * (1 + 4 * (rate - achieved) / (rate * np.minimum(x, 1.0))
+                                     + 1e-15), b)
+    result[reachable] = b
+    return result
+
+
+def min_bandwidth(target_s, *, flops, flops_per_s, bits, rate_model, spectral_efficiency=None,
+                  snr_hz=None):
+    """Least bandwidth that lets a pair finish within ``target_s`` (inf if impossible)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slack = np.asarray(target_s, float) - np.asarray(flops, float) / flops_per_s
+        rate = np.where(slack > 0, np.asarray(bits, float) / slack, np.inf)
+        if rate_model == "fixed":
+            return np.where(slack > 0, rate / spectral_efficiency, np.inf)
+        rate, snr = np.broadcast_arrays(rate, np.asarray(snr_hz, float))
+        return np.where(slack > 0, shannon_bandwidth_for_rate(rate, snr), np.inf)
+
+
+def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
+    """Best bandwidth split for each of M assignments, by bisection on the round latency.
+
+    Parameters
+    ----------
+    instance : Instance
+    assignments : (M, N) int array
+        Device of each block, one assignment per row (memory feasibility is not checked here).
+
+    Returns
+    -------
+    latency_s : (M,) array
+        The least round latency each assignment reaches with sum_k b_k <= B (inf if none).
+    bandwidth_hz : (M, N) array
+        The bandwidth of the device of each block, with sum <= B.
+    """
+    assignments = np.atleast_2d(np.asarray(assignments, dtype=np.int64))
+    flops = instance.block_flops[None, :]
+    speed = instance.device_flops_per_s[assignments]
+    efficiency = (None if instance.device_spectral_efficiency is None
+                  else instance.device_spectral_efficiency[assignments])
+    snr = None if instance.device_snr_hz is None else instance.device_snr_hz[assignments]
+    bits = instance.block_bits[None, :]
+    budget = instance.total_bandwidth_hz
+
+    def need(target):
+        return min_bandwidth(target[:, None], flops=flops, flops_per_s=speed, bits=bits,
+                             rate_model=instance.rate_model, spectral_efficiency=efficiency,
+                             snr_hz=snr)
+
+    compute = (flops / speed).max(axis=1)
+    lo = compute.copy()  # infeasible: no time left to upload
+    # Equal shares B / N give a feasible target, when the rates can carry the payloads at all.
+    share = np.full(assignments.shape, budget / assignments.shape[1])
+    rate = (share * efficiency if instance.rate_model == "fixed"
+            else share * np.log1p(snr / share) / LN2)
+    with np.errstate(divide="ignore"):
+        hi = (flops / speed + bits / rate).max(axis=1) * (1 + 1e-9)  # margin for rounding
+    for _ in range(60):
+        short = np.isfinite(hi) & ~(need(hi).sum(axis=1) <= budget)
+        if not short.any():
+            break
+        hi = np.where(short, compute + 2 * (hi - compute), hi)
+    hi = np.where(need(hi).sum(axis=1) <= budget, hi, np.inf)
+    finite = np.isfinite(hi)
+    for _ in range(max_iterations):
+        open_ = finite & (hi - lo > rtol * hi)
+        if not open_.any():
+            break
+        mid = np.where(open_, 0.5 * (lo + hi), hi)
+        ok = need(mid).sum(axis=1) <= budget
+        hi = np.where(open_ & ok, mid, hi)
+        lo = np.where(open_ & ~ok, mid, lo)
+    bandwidth = np.where(finite[:, None], need(np.where(finite, hi, lo + 1)), np.inf)
+    return np.where(finite, hi, np.inf), bandwidth
