@@ -8,10 +8,11 @@
 """
 from solvers import SolverFailure, SolverInputError, Status
 
-from .api import Result, default_method, default_scenario, default_scenario_path, solve
+from .api import (Comparison, Result, compare, default_method, default_scenario,
+                  default_scenario_path, solve)
 from .scenario import Scenario, ScenarioError, load_scenario
 
 __version__ = "0.1.0"
-__all__ = ["Result", "Scenario", "ScenarioError", "SolverFailure", "SolverInputError", "Status",
+__all__ = ["Comparison", "Result", "Scenario", "compare", "ScenarioError", "SolverFailure", "SolverInputError", "Status",
            "default_method", "default_scenario", "default_scenario_path", "load_scenario", "solve",
            "__version__"]

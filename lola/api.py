@@ -26,7 +26,7 @@ from solvers.feasibility import memory_shortfall
 from . import costs
 from .scenario import Scenario, ScenarioError, load_scenario
 
-__all__ = ["Result", "DeviceReport", "solve", "default_scenario", "default_scenario_path",
+__all__ = ["Result", "DeviceReport", "Comparison", "compare", "solve", "default_scenario", "default_scenario_path",
            "default_method", "SERVER"]
 
 SERVER = "server"
@@ -209,3 +209,75 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
                   lower_bound_s=_finite_or_none(outcome.lower_bound_s),
                   solve_time_s=solve_time_s, message=message,
                   history=list(outcome.extras.get("history", [])), extras=outcome.extras)
+
+
+@dataclass
+class Comparison:
+    """Every applicable method on one scenario: results, skipped methods, and the summary."""
+
+    scenario: str
+    problem: str
+    results: list
+    skipped: list  # (method, reason)
+
+    @property
+    def best_lower_bound_s(self):
+        bounds = [r.lower_bound_s for r in self.results if r.lower_bound_s is not None]
+        return max(bounds) if bounds else None
+
+    @property
+    def baselines(self) -> list:
+        roles = {m.name: m.role for m in solvers.METHODS.values()}
+        return [r for r in self.results if roles[r.method] in ("baseline", "reference")
+                and r.round_latency_s is not None]
+
+    def gap_to_bound(self, result):
+        """(latency - best proven lower bound) / best proven lower bound."""
+        bound = self.best_lower_bound_s
+        if (result.round_latency_s is None or not bound
+                or solvers.METHODS[result.method].role == "reference"):  # not the same problem
+            return None
+        return result.round_latency_s / bound - 1.0
+
+    def reductions(self, result) -> dict:
+        """1 - latency / baseline latency, for every baseline that produced an allocation."""
+        if result.round_latency_s is None:
+            return {}
+        return {b.method: 1.0 - result.round_latency_s / b.round_latency_s
+                for b in self.baselines if b is not result}
+
+    @property
+    def status(self) -> str:
+        statuses = {r.status for r in self.results if r.method != "centralized"}
+        return "infeasible" if statuses == {"infeasible"} else "solved"
+
+    def to_dict(self) -> dict:
+        return {"scenario": self.scenario, "problem": self.problem,
+                "best_lower_bound_s": self.best_lower_bound_s,
+                "results": [dict(r.to_dict(), gap_to_bound=self.gap_to_bound(r),
+                                 reduction_vs=self.reductions(r)) for r in self.results],
+                "skipped": [{"method": m, "reason": why} for m, why in self.skipped]}
+
+
+def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
+            time_limit_s: float | None = None) -> Comparison:
+    """Run every applicable method (or ``methods``) on ``scenario``.
+
+    Methods that refuse the instance (``brute`` on a large one, ``centralized`` without a
+    server) are listed in ``skipped`` with the reason instead of failing the comparison.
+    """
+    scenario = load_scenario(scenario)
+    names = methods or [m.name for m in solvers.methods_for(problem)]
+    results, skipped = [], []
+    for name in names:
+        try:
+            results.append(solve(scenario, problem, name, seed=seed, time_limit_s=time_limit_s))
+        except (solvers.SolverInputError, solvers.SolverFailure) as err:
+            if methods:  # asked for by name: the caller wants to know
+                raise
+            skipped.append((name, str(err)))
+        except ScenarioError as err:
+            if methods:
+                raise
+            skipped.append((name, f"{err.key}: {err.reason}"))
+    return Comparison(scenario.name, problem, results, skipped)

@@ -12,7 +12,7 @@ import sys
 import solvers
 
 from . import __version__, api
-from .report import format_result
+from .report import format_comparison, format_result
 from .scenario import ScenarioError
 
 EXIT_OK, EXIT_INFEASIBLE, EXIT_USAGE = 0, 1, 2
@@ -47,6 +47,18 @@ def _build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--time-limit", type=float, metavar="SECONDS",
                        help="time limit for methods that honour one (milp)")
 
+    compare = commands.add_parser("compare", help="run every applicable method and compare",
+                                  description="Run every method that applies to the problem on "
+                                  "a scenario and print one table: status, round latency, gap to "
+                                  "the best proven lower bound, change versus each baseline, "
+                                  "solve time.")
+    compare.add_argument("scenario", nargs="?", help="scenario file (YAML or JSON)")
+    compare.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba")
+    compare.add_argument("--methods", help="comma-separated subset of methods")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--time-limit", type=float, metavar="SECONDS")
+
     methods = commands.add_parser("methods", help="list the methods and what they solve")
     methods.add_argument("--json", action="store_true")
     return parser
@@ -76,6 +88,18 @@ def _solve(args) -> int:
     return EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_OK
 
 
+def _compare(args) -> int:
+    scenario = args.scenario or str(api.default_scenario_path())
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    comparison = api.compare(scenario, problem=args.problem, methods=methods, seed=args.seed,
+                             time_limit_s=args.time_limit)
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print(format_comparison(comparison))
+    return EXIT_INFEASIBLE if comparison.status == "infeasible" else EXIT_OK
+
+
 def main(argv=None) -> int:
     parser = _build_parser()
     try:
@@ -86,6 +110,8 @@ def main(argv=None) -> int:
         if args.command == "methods":
             _print_methods(args.json)
             return EXIT_OK
+        if args.command == "compare":
+            return _compare(args)
         return _solve(args)
     except _UsageError as err:
         print(err, file=sys.stderr)

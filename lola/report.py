@@ -51,3 +51,30 @@ def format_result(result) -> str:
     notes.append("* sets the round latency")
     lines.append("(" + "; ".join(notes) + ")")
     return "\n".join(lines)
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def format_comparison(comparison) -> str:
+    baselines = [b.method for b in comparison.baselines]
+    headers = (["method", "status", "latency s", "gap to bound", "time ms"]
+               + [f"vs {name}" for name in baselines])
+    rows = []
+    for result in comparison.results:
+        reductions = comparison.reductions(result)
+        latency = "-" if result.round_latency_s is None else f"{result.round_latency_s:.4f}"
+        rows.append([result.method, result.status, latency,
+                     _percent(comparison.gap_to_bound(result)),
+                     f"{result.solve_time_s * 1e3:.3g}"]
+                    + [_percent(-reductions[b]) if b in reductions else "-" for b in baselines])
+    bound = comparison.best_lower_bound_s
+    lines = [f"scenario {comparison.scenario}  problem {comparison.problem}  best proven lower "
+             f"bound {_seconds(bound)}", "",
+             format_table(headers, rows, "ll" + "r" * (len(headers) - 2)), "",
+             "gap to bound: latency over the best proven lower bound; vs X: latency change "
+             "relative to baseline X (negative is faster)"]
+    for method, reason in comparison.skipped:
+        lines.append(f"skipped {method}: {reason}")
+    return "\n".join(lines)

@@ -112,3 +112,24 @@ def test_methods_listing(capsys):
     code, out, _ = run(["methods", "--json"], capsys)
     names = [m["name"] for m in json.loads(out)]
     assert code == 0 and names[:2] == ["crunch", "bottleneck"] and "min-sum" in names
+
+
+def test_compare_table_and_json(capsys, write_json, good_scenario):
+    path = write_json(good_scenario)
+    code, out, _ = run(["compare", path, "--problem", "jbba", "--json"], capsys)
+    assert code == 0
+    document = json.loads(out)
+    by_method = {r["method"]: r for r in document["results"]}
+    assert {"dual-ascent", "exact", "milp", "brute", "random", "centralized"} <= set(by_method)
+    exact = by_method["exact"]["round_latency_s"]
+    assert document["best_lower_bound_s"] <= exact * (1 + 1e-9)
+    assert by_method["exact"]["reduction_vs"]["random"] == pytest.approx(
+        1 - exact / by_method["random"]["round_latency_s"])
+    assert "random" not in by_method["random"]["reduction_vs"]
+    code, out, _ = run(["compare", path, "--problem", "matching"], capsys)
+    assert code == 0 and "crunch" in out and "vs min-sum" in out
+
+
+def test_compare_lists_skipped_methods(capsys):
+    code, out, _ = run(["compare", "--problem", "matching"], capsys)
+    assert code == 0 and "skipped brute" in out
