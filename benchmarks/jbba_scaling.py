@@ -1,0 +1,52 @@
+"""How does solve time grow with the instance for exact, dual-ascent and the MILP baseline?
+
+K = N from 10 to 500 on default-like instances (``fixed`` rate model), medians over repeats, in
+one run. Targets: ``exact`` under 1 s at K = N = 200, and at least 100x faster than ``milp`` at
+K = N = 50. The MILP (a bisection of cvxpy/HiGHS MILPs) runs up to K = N = 50 (100 without
+``--quick``); every method's latency is checked against ``exact``. Writes
+``results/jbba_scaling.csv``.
+"""
+from __future__ import annotations
+
+import argparse
+
+from solvers import run_method
+
+from .common import default_like_instance, median_time, print_table, write_csv
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="K = N up to 200, fewer repeats")
+    args = parser.parse_args(argv)
+    sizes = [10, 20, 50, 100, 200] if args.quick else [10, 20, 50, 100, 200, 500]
+    milp_max = 50 if args.quick else 100
+    rows = []
+    for size in sizes:
+        instance = default_like_instance(size, size, seed=size)
+        exact_s, exact = median_time(lambda: run_method("exact", "jbba", instance),
+                                     3 if size <= 200 else 1)
+        methods = {"exact": (exact_s, exact)}
+        methods["dual-ascent"] = median_time(lambda: run_method("dual-ascent", "jbba", instance),
+                                             3 if size <= 100 else 1)
+        if size <= milp_max:
+            methods["milp"] = median_time(lambda: run_method("milp", "jbba", instance), 1)
+        for name, (seconds, result) in methods.items():
+            assert result.round_latency_s <= exact.round_latency_s * (1 + 1e-6) or \
+                name == "dual-ascent", (name, result.round_latency_s, exact.round_latency_s)
+            rows.append({"K": size, "N": size, "method": name, "median_s": seconds,
+                         "ratio_to_exact": seconds / exact_s,
+                         "round_latency_s": result.round_latency_s,
+                         "gap_to_exact": result.round_latency_s / exact.round_latency_s - 1})
+    print_table(rows)
+    path = write_csv("jbba_scaling.csv", rows)
+    by = {(r["K"], r["method"]): r for r in rows}
+    print(f"\nexact at K = N = 200: {by[(200, 'exact')]['median_s']:.3f} s (target < 1 s)")
+    print(f"milp / exact at K = N = 50: {by[(50, 'milp')]['ratio_to_exact']:.0f}x "
+          "(target >= 100x)")
+    print(f"wrote {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
