@@ -13,6 +13,8 @@ trusted, and the latency is recomputed from it rather than read from t.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -78,7 +80,9 @@ def milp_assignment(cost: np.ndarray, *, objective: str, time_limit_s=None) -> M
     options = dict(_TIGHT)
     if time_limit_s is not None:
         options["time_limit"] = float(time_limit_s)
-    problem.solve(solver=cp.HIGHS, **options)
+    with warnings.catch_warnings():  # "solution may be inaccurate": checked below instead
+        warnings.simplefilter("ignore", UserWarning)
+        problem.solve(solver=cp.HIGHS, **options)
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         return MilpOutcome(None, True, np.inf, infeasible=True)
     assignment = _check_assignment(x.value, rows, cols, n_devices, n_blocks)

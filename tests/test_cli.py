@@ -133,3 +133,16 @@ def test_compare_table_and_json(capsys, write_json, good_scenario):
 def test_compare_lists_skipped_methods(capsys):
     code, out, _ = run(["compare", "--problem", "matching"], capsys)
     assert code == 0 and "skipped brute" in out
+
+
+def test_shannon_rate_that_cannot_carry_a_gradient_is_infeasible_with_that_reason(
+        capsys, write_json, good_scenario):
+    good_scenario["channel"]["rate_model"] = "shannon"
+    for device in good_scenario["devices"]:
+        del device["spectral_efficiency"]
+        device.update(tx_power_w=0.2, channel_gain=5e-324)  # the rate underflows to nothing
+    code, out, _ = run(["solve", write_json(good_scenario), "--problem", "jbba", "--json"],
+                       capsys)
+    result = json.loads(out)
+    assert code == 1 and result["status"] == "infeasible"
+    assert "rate ceiling" in result["message"]

@@ -137,3 +137,20 @@ def test_brute_refuses_large_instances():
     instance = random_instance(np.random.default_rng(0), n_blocks=8, n_devices=30)
     with pytest.raises(SolverInputError, match="more than its limit"):
         run_method("brute", "matching", instance)
+
+
+def test_milp_time_limit_reports_feasible_with_a_bound_or_fails_clearly():
+    from solvers import SolverFailure
+    instance = random_instance(np.random.default_rng(12), n_blocks=60, n_devices=120)
+    optimum = run_method("crunch", "matching", instance).round_latency_s
+    for limit in (0.05, 1.0):  # which outcome a limit gives depends on the machine's speed
+        try:
+            result = run_method("milp", "matching", instance, time_limit_s=limit)
+        except SolverFailure as err:
+            assert "time limit" in str(err)
+            continue
+        assert result.status in (Status.OPTIMAL, Status.FEASIBLE)
+        assert result.round_latency_s >= optimum * (1 - 1e-9)
+        if result.status is Status.FEASIBLE:
+            assert "time limit" in result.message
+            assert result.lower_bound_s is None or result.lower_bound_s <= optimum * (1 + 1e-6)
