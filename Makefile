@@ -6,10 +6,15 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench clean
 
+# torch is pinned to the CPU build first, so that the profile extra is satisfied by it instead
+# of pulling the newest release with several GB of CUDA packages.
+TORCH  ?= torch==2.13.0
+
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
+	$(BIN)/python -m pip install --quiet -e '.[test,profile]'
 	touch $(STAMP)
 
 demo: $(STAMP)

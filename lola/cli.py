@@ -59,6 +59,46 @@ def _build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--time-limit", type=float, metavar="SECONDS")
 
+    profile = commands.add_parser(
+        "profile", help="measure block costs of a real LoRA fine-tuning step (needs torch)",
+        description="Profile every block of a Hugging Face encoder: FLOPs, latency and peak "
+        "memory of real LoRA training steps, one block (layer) at a time. Needs the profile "
+        "extra (torch, transformers, peft).")
+    profile.add_argument("model", help="roberta-base, roberta-large, bert-base-uncased or "
+                         "distilbert-base-uncased")
+    profile.add_argument("-o", "--output", help="profile file to write (default: MODEL.json)")
+    profile.add_argument("--layers", type=int, help="override the number of layers")
+    profile.add_argument("--hidden-size", type=int, help="override the hidden size")
+    profile.add_argument("--intermediate-size", type=int, help="override the FFN size")
+    profile.add_argument("--heads", type=int, help="override the number of attention heads")
+    profile.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    profile.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")
+    profile.add_argument("--target-modules", help="comma-separated (default: query,value)")
+    profile.add_argument("--batch-size", type=int, default=16)
+    profile.add_argument("--sequence-length", type=int, default=128)
+    profile.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    profile.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    profile.add_argument("--repetitions", type=int, default=5, help="timed steps per block")
+    profile.add_argument("--warmup", type=int, default=2, help="untimed steps per block")
+    profile.add_argument("--threads", type=int, help="torch CPU threads")
+    profile.add_argument("--weights", help="local folder of pretrained weights (no download)")
+    profile.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    scenario = commands.add_parser("scenario", help="scenario tools")
+    scenario_commands = scenario.add_subparsers(dest="scenario_command", metavar="ACTION",
+                                                parser_class=_Parser, required=True)
+    generate = scenario_commands.add_parser(
+        "generate", help="write a seeded random scenario",
+        description="Generate a scenario with heterogeneous devices (phone, tablet, laptop, "
+        "Jetson) and an urban macro-cell uplink (path loss, Rayleigh fading).")
+    generate.add_argument("--devices", type=int, default=20, help="number of devices K")
+    generate.add_argument("--profile", default="roberta-base", help="bundled profile or file")
+    generate.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed")
+    generate.add_argument("--bandwidth", type=float, default=20e6, help="total bandwidth, Hz")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--name", help="scenario name")
+    generate.add_argument("-o", "--output", help="file to write (default: standard output)")
+
     methods = commands.add_parser("methods", help="list the methods and what they solve")
     methods.add_argument("--json", action="store_true")
     return parser
@@ -100,6 +140,57 @@ def _compare(args) -> int:
     return EXIT_INFEASIBLE if comparison.status == "infeasible" else EXIT_OK
 
 
+def _profile(args) -> int:
+    from . import profiling
+
+    overrides = {"num_hidden_layers": args.layers, "hidden_size": args.hidden_size,
+                 "intermediate_size": args.intermediate_size,
+                 "num_attention_heads": args.heads}
+    settings = profiling.ProfileSettings(
+        model=args.model, config={k: v for k, v in overrides.items() if v is not None},
+        rank=args.rank, alpha=args.alpha,
+        target_modules=tuple(args.target_modules.split(",")) if args.target_modules else None,
+        batch_size=args.batch_size, sequence_length=args.sequence_length, dtype=args.dtype,
+        device=args.device, repetitions=args.repetitions, warmup=args.warmup,
+        weights=args.weights, threads=args.threads)
+    if args.model not in profiling.MODELS:
+        raise _UsageError(f"lola profile: unknown model {args.model!r}; known: "
+                          f"{', '.join(profiling.MODELS)}")
+    output = args.output or f"{args.model}.json"
+    try:
+        document = profiling.profile_model(settings, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"lola: interrupted; {output} not written", file=sys.stderr)
+        return 130
+    except profiling.ProfilingUnavailable as err:
+        raise _UsageError(f"lola profile: {err}") from None
+    profiling.write_profile(document, output)
+    print(profiling.describe(document))
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
+def _generate(args) -> int:
+    from . import generate
+    from ._io import atomic_write_text
+
+    try:
+        document = generate.generate_scenario(args.devices, profile=args.profile,
+                                              rate_model=args.rate_model,
+                                              total_bandwidth_hz=args.bandwidth, seed=args.seed,
+                                              name=args.name)
+    except ValueError as err:
+        raise _UsageError(f"lola scenario generate: {err}") from None
+    command = (f"lola scenario generate --devices {args.devices} --profile {args.profile} "
+               f"--rate-model {args.rate_model} --bandwidth {args.bandwidth:g} --seed {args.seed}")
+    text = generate.to_yaml(document, command=command)
+    if args.output:
+        atomic_write_text(args.output, text)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
 def main(argv=None) -> int:
     parser = _build_parser()
     try:
@@ -112,6 +203,10 @@ def main(argv=None) -> int:
             return EXIT_OK
         if args.command == "compare":
             return _compare(args)
+        if args.command == "profile":
+            return _profile(args)
+        if args.command == "scenario":
+            return _generate(args)
         return _solve(args)
     except _UsageError as err:
         print(err, file=sys.stderr)

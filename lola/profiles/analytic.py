@@ -6,19 +6,19 @@ configuration, and the files it writes say ``"measurement": {"method": "analytic
 Symbols: batch b, sequence length s, hidden size h, intermediate size i, heads a, layers L, LoRA
 rank r on the query and value projections, 4 bytes per fp32 element.
 
-Forward FLOPs of one encoder layer (a multiply-add counts 2):
+FLOPs of one training step as ``torch.utils.flop_counter`` counts them (a multiply-add is 2):
+the forward pass over all L layers, then input gradients back from the loss through the layers
+above the block (frozen weights need no weight gradients), then the block's own layer down to its
+adapters (its key projection needs no gradient, so attention backward skips dK)::
 
-    F_layer = 8 b s h^2          (query, key, value, output projections)
-            + 4 b s^2 h          (Q K^T and the attention-weighted sum)
-            + 4 b s h i          (the two feed-forward matrices)
+    F_fwd   = 8 b s h^2 + 4 b s^2 h + 4 b s h i       (projections, attention, feed-forward)
+    F_bwd   = 8 b s h^2 + 8 b s^2 h + 4 b s h i       (a frozen layer, input gradients only)
+    F_block = 2 b s h^2 + 6 b s^2 h + 4 b s h i + 12 b s h r
+    F_head  = 2 b h^2 + 2 b h c                       (classification head, c labels)
 
-The block of layer l (0-based) has depth d = L - l. One training step that yields its gradient
-runs the forward pass over all L layers and back-propagates input gradients through the d layers
-from the output down to layer l; frozen weights need no weight gradients, so each of those layers
-costs about one forward pass more. With the classification head (dense h x h on the first token,
-then h x 2) and the adapter (forward 8 b s h r on the two projections, backward about twice that):
+    C(d) = L F_fwd + 8 b s h r + (d - 1) F_bwd + F_block + 2 F_head
 
-    C(d) = (L + d) F_layer + 3 (2 b h^2 + 4 b h) + 3 * 8 b s h r
+for the block at depth d (layer l = L - d, 0-based); the adapter adds 8 b s h r forward.
 
 Peak memory: the fp32 weights of the whole model, the activations kept for back-propagation of the
 d traversed layers, and the adapter's weights, gradients and two Adam moments:
@@ -37,11 +37,9 @@ fp32. The adapter has D = 2 modules x r (h + h) = 4 r h parameters.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 from .._io import atomic_write_text
 
-__all__ = ["ROBERTA_CONFIGS", "analytic_profile", "model_parameters", "write_bundled"]
+__all__ = ["ROBERTA_CONFIGS", "FINE_TUNING", "analytic_profile", "model_parameters"]
 
 # Hugging Face configurations of roberta-base and roberta-large (config.json of each model).
 ROBERTA_CONFIGS = {
@@ -66,29 +64,38 @@ def model_parameters(config: dict, num_labels: int = 2) -> int:
     return embeddings + L * layer + head
 
 
-def analytic_profile(model: str) -> dict:
-    """The profile document (specification, section 7) of ``model`` from the formulas above."""
-    config = ROBERTA_CONFIGS[model]
-    b, s, r = FINE_TUNING["batch_size"], FINE_TUNING["sequence_length"], FINE_TUNING["rank"]
+def analytic_profile(model: str, *, config: dict | None = None,
+                     fine_tuning: dict | None = None) -> dict:
+    """The profile document of ``model`` from the formulas above.
+
+    ``config`` and ``fine_tuning`` override entries of the RoBERTa preset and of
+    :data:`FINE_TUNING` (batch_size, sequence_length, rank, num_labels).
+    """
+    config = {**ROBERTA_CONFIGS.get(model, {}), **(config or {})}
+    tuning = {**FINE_TUNING, **(fine_tuning or {})}
+    b, s, r = tuning["batch_size"], tuning["sequence_length"], tuning["rank"]
     h, i = config["hidden_size"], config["intermediate_size"]
     a, L = config["num_attention_heads"], config["num_hidden_layers"]
-    f_layer = 8 * b * s * h * h + 4 * b * s * s * h + 4 * b * s * h * i
-    head = 2 * b * h * h + 4 * b * h
-    adapter = 8 * b * s * h * r
+    c = tuning["num_labels"]
+    f_forward = 8 * b * s * h * h + 4 * b * s * s * h + 4 * b * s * h * i
+    f_backward = 8 * b * s * h * h + 8 * b * s * s * h + 4 * b * s * h * i
+    f_block = 2 * b * s * h * h + 6 * b * s * s * h + 4 * b * s * h * i + 12 * b * s * h * r
+    f_head = 2 * b * h * h + 2 * b * h * c
     activation_bytes = 2 * s * b * h * (34 + 5 * a * s / h)
     adapter_params = 4 * r * h
-    weights_bytes = 4 * model_parameters(config, FINE_TUNING["num_labels"])
+    weights_bytes = 4 * model_parameters(config, c)
     blocks = []
     for depth in range(1, L + 1):
         layer = L - depth
         blocks.append(dict(
             name=f"layer.{layer}", layer=layer, depth=depth, params=adapter_params,
-            flops=float((L + depth) * f_layer + 3 * head + 3 * adapter),
+            flops=float(L * f_forward + 8 * b * s * h * r + (depth - 1) * f_backward + f_block
+                        + 2 * f_head),
             latency_s=None,
             memory_bytes=float(weights_bytes + depth * activation_bytes + 16 * adapter_params)))
     return {
         "model": model,
-        "config": {"architecture": "RobertaForSequenceClassification", **config, **FINE_TUNING},
+        "config": {"architecture": "RobertaForSequenceClassification", **config, **tuning},
         "measurement": {
             "method": "analytic",
             "note": "counted from the configuration by lola.profiles.analytic, not measured; "
@@ -98,17 +105,20 @@ def analytic_profile(model: str) -> dict:
     }
 
 
-def write_bundled(directory: Path | None = None) -> list[Path]:
-    """Regenerate the bundled analytic tables."""
-    directory = Path(directory or Path(__file__).resolve().parent)
-    written = []
-    for model in ROBERTA_CONFIGS:
-        path = directory / f"{model}.json"
-        atomic_write_text(path, json.dumps(analytic_profile(model), indent=2) + "\n")
-        written.append(path)
-    return written
+def main(argv=None) -> None:
+    """``python -m lola.profiles.analytic MODEL [-o FILE]``: write an analytic profile."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the analytic profile of a RoBERTa size.")
+    parser.add_argument("model", choices=sorted(ROBERTA_CONFIGS))
+    parser.add_argument("-o", "--output", help="file to write (default: standard output)")
+    args = parser.parse_args(argv)
+    text = json.dumps(analytic_profile(args.model), indent=2) + "\n"
+    if args.output:
+        atomic_write_text(args.output, text)
+    else:
+        print(text, end="")
 
 
 if __name__ == "__main__":
-    for path in write_bundled():
-        print(path)
+    main()
