@@ -190,8 +190,17 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
                                     source=scenario.source)
     instance = costs.to_instance(scenario)
     started = time.perf_counter()
-    outcome = spec.solvers[problem](instance, seed=seed, time_limit_s=time_limit_s, **options)
+    # Overflow to inf and 0 * inf are handled explicitly (an infinite latency is an infeasible
+    # pair); numpy's warnings about them would only clutter a user's terminal.
+    with np.errstate(all="ignore"):
+        outcome = spec.solvers[problem](instance, seed=seed, time_limit_s=time_limit_s,
+                                        **options)
     solve_time_s = time.perf_counter() - started
+    with np.errstate(all="ignore"):
+        return _result(scenario, problem, method, instance, outcome, solve_time_s)
+
+
+def _result(scenario, problem, method, instance, outcome, solve_time_s) -> Result:
     message = outcome.message
     if outcome.status is Status.INFEASIBLE:
         message = _explain_infeasible(scenario, problem)

@@ -33,6 +33,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,10 +162,12 @@ def _profile_layer(torch, base_model, targets, layer, settings, inputs):
     from peft import LoraConfig, get_peft_model
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = get_peft_model(copy.deepcopy(base_model),
-                           LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
-                                      target_modules=list(targets), layers_to_transform=[layer],
-                                      lora_dropout=0.0))
+    with warnings.catch_warnings():  # transformers' deprecation notices, not ours to fix
+        warnings.simplefilter("ignore", FutureWarning)
+        model = get_peft_model(copy.deepcopy(base_model),
+                               LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
+                                          target_modules=list(targets),
+                                          layers_to_transform=[layer], lora_dropout=0.0))
     model.to(device=settings.device, dtype=getattr(torch, settings.dtype))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -327,6 +330,15 @@ def describe(document: dict) -> str:
     if fit["throughput_flops_per_s"]:
         lines.append(f"latency ~ {fit['intercept_s']:.3g} s + FLOPs / "
                      f"{fit['throughput_flops_per_s']:.3g} FLOP/s (R^2 = {fit['r_squared']:.4f})")
+    elif fit["r_squared"] is not None:
+        lines.append(f"latency does not grow with FLOPs in this run (R^2 = "
+                     f"{fit['r_squared']:.4f}); the timings are noise-dominated")
+    blocks = sorted(document["blocks"], key=lambda b: b["depth"])
+    if len(blocks) > 1:
+        flops_step = np.diff([b["flops"] for b in blocks])
+        memory_step = np.diff([b["memory_bytes"] for b in blocks])
+        lines.append(f"per-layer increment: {np.median(flops_step):.4g} FLOPs, "
+                     f"{np.median(memory_step):.4g} bytes (medians over depth)")
     if not math.isfinite(document["measurement"]["profiling_time_s"]):
         lines.append("profiling time unknown")
     else:

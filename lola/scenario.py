@@ -43,7 +43,9 @@ class ScenarioError(ValueError):
 
     def __str__(self) -> str:
         parts = [p for p in (self.source, self.key) if p]
-        return ": ".join(parts + [self.reason])
+        text = ": ".join(parts + [self.reason])
+        # One line, whatever the file name or the keys contain.
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,8 @@ class _Checker:
         unknown = [name for name in value if name not in required and name not in optional]
         if unknown:
             allowed = ", ".join(sorted((*required, *optional)))
-            self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
-                      f"unknown key (allowed here: {allowed})")
+            name = unknown[0] if unknown[0].isidentifier() else repr(unknown[0])
+            self.fail(f"{key}.{name}" if key else name, f"unknown key (allowed here: {allowed})")
         for name in required:
             if name not in value:
                 self.fail(f"{key}.{name}" if key else name, "missing required key")

@@ -72,13 +72,16 @@ def shannon_bandwidth_for_rate(rate_bps, snr_hz):
 def min_bandwidth(target_s, *, flops, flops_per_s, bits, rate_model, spectral_efficiency=None,
                   snr_hz=None):
     """Least bandwidth that lets a pair finish within ``target_s`` (inf if impossible)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
         slack = np.asarray(target_s, float) - np.asarray(flops, float) / flops_per_s
         rate = np.where(slack > 0, np.asarray(bits, float) / slack, np.inf)
         if rate_model == "fixed":
-            return np.where(slack > 0, rate / spectral_efficiency, np.inf)
-        rate, snr = np.broadcast_arrays(rate, np.asarray(snr_hz, float))
-        return np.where(slack > 0, shannon_bandwidth_for_rate(rate, snr), np.inf)
+            need = np.where(slack > 0, rate / spectral_efficiency, np.inf)
+        else:
+            rate, snr = np.broadcast_arrays(rate, np.asarray(snr_hz, float))
+            need = np.where(slack > 0, shannon_bandwidth_for_rate(rate, snr), np.inf)
+    # A need that underflows to zero would give a zero rate: keep it the least positive normal.
+    return np.maximum(need, np.finfo(float).tiny)
 
 
 def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):

@@ -21,7 +21,11 @@ def assignment_result(instance: Instance, assignment, bandwidth_hz, status: Stat
                       lower_bound_s=None, message="", **extras) -> SolverResult:
     """A result whose round latency is recomputed from the assignment and the bandwidths."""
     assignment = np.asarray(assignment, dtype=np.int64)
-    latency = float(instance.assignment_latency(assignment, bandwidth_hz).max())
+    with np.errstate(over="ignore", divide="ignore"):
+        latency = float(instance.assignment_latency(assignment, bandwidth_hz).max())
+    if not np.isfinite(latency):  # an allocation that never finishes is no allocation
+        return SolverResult.infeasible("no allocation has a finite round latency in floating "
+                                       "point (costs or rates out of range)")
     if status is Status.OPTIMAL and lower_bound_s is None:
         lower_bound_s = latency
     return SolverResult(status, assignment, np.asarray(bandwidth_hz, dtype=float), latency,

@@ -71,6 +71,8 @@ def _bisect(instance: Instance, min_total, *, rtol):
     if start is None:
         return None
     assignment, hi, _ = start
+    if not np.isfinite(hi):  # the equal-share start already overflows: no finite latency
+        return None
     total, best = min_total(hi)
     if best is None or total > instance.total_bandwidth_hz:  # rounding at the start point
         hi *= 1 + 1e-9

@@ -88,7 +88,7 @@ def test_cli_profile_writes_a_loadable_file(tmp_path, capsys):
                      "--sequence-length", "8", "--repetitions", "1", "--warmup", "0",
                      "--quiet", "-o", str(out)])
     assert code == 0 and len(load_profile(str(out)).blocks) == 2
-    assert "R^2" in capsys.readouterr().out
+    assert "R^2" in capsys.readouterr().out  # the fit is reported, whatever the timings
 
 
 def test_distilbert_profiles_with_its_own_projection_names():

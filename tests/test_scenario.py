@@ -55,9 +55,10 @@ def test_bundled_profiles_are_the_documented_analytic_count_and_monotone():
 
 def test_analytic_roberta_base_numbers():
     blocks = analytic_profile("roberta-base")["blocks"]
-    # F_layer = 8bsh^2 + 4bs^2h + 4bshi with b=16, s=128, h=768, i=3072
-    f_layer = 8 * 16 * 128 * 768**2 + 4 * 16 * 128**2 * 768 + 4 * 16 * 128 * 768 * 3072
-    assert blocks[1]["flops"] - blocks[0]["flops"] == f_layer
+    # one more frozen layer of input gradients per depth step:
+    # F_bwd = 8bsh^2 + 8bs^2h + 4bshi with b=16, s=128, h=768, i=3072
+    f_backward = 8 * 16 * 128 * 768**2 + 8 * 16 * 128**2 * 768 + 4 * 16 * 128 * 768 * 3072
+    assert blocks[1]["flops"] - blocks[0]["flops"] == f_backward
     assert blocks[0]["params"] == 4 * 8 * 768
     # roberta-base has 124,645,632 parameters with its 2-label classification head
     from lola.profiles.analytic import ROBERTA_CONFIGS, model_parameters
