@@ -7,7 +7,7 @@ configuration, how the figures were obtained (``measurement.method``), and per b
 
 >>> profile = load_profile("roberta-base")
 >>> len(profile.blocks), profile.blocks[0].depth, profile.info["measurement"]["method"]
-(12, 1, 'analytic')
+(12, 1, 'measured')
 """
 from __future__ import annotations
 
