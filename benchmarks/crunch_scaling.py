@@ -1,6 +1,6 @@
 """How much faster is CRUNCH than the general exact methods, and does it reach a million devices?
 
-Measured in one run on default-like random instances (see ``common.default_like_instance``):
+Measured in one run on default-like random instances (see ``lola.generate.scaled_instance``):
 
 1. K = N = 100: CRUNCH vs the matrix-based bottleneck search vs the cvxpy/HiGHS MILP (target:
    CRUNCH >= 5000x faster than the MILP);
@@ -19,7 +19,7 @@ import tracemalloc
 
 from solvers import run_method
 
-from .common import default_like_instance, median_time, print_table, write_csv
+from .common import scaled_instance, median_time, print_table, write_csv
 
 
 def _time(method, instance, repeats):
@@ -27,7 +27,7 @@ def _time(method, instance, repeats):
 
 
 def compare(n_devices, n_blocks, methods, repeats, seed=0):
-    instance = default_like_instance(n_devices, n_blocks, seed=seed)
+    instance = scaled_instance(n_devices, n_blocks, seed=seed)
     rows, optimum = [], None
     crunch_s = None
     for method in methods:
@@ -43,7 +43,7 @@ def compare(n_devices, n_blocks, methods, repeats, seed=0):
 
 
 def crunch_memory(n_devices, n_blocks, seed=0):
-    instance = default_like_instance(n_devices, n_blocks, seed=seed)
+    instance = scaled_instance(n_devices, n_blocks, seed=seed)
     gc.collect()
     tracemalloc.start()
     seconds, result = _time("crunch", instance, 1)

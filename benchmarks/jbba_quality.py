@@ -1,7 +1,7 @@
 """How close is LoLa's dual ascent to the exact JBBA optimum, and what does the allocation buy?
 
 Over ``--instances`` random default-like instances (20 devices, the 12 RoBERTa-base blocks, half
-``fixed`` and half ``shannon`` rate model, see ``common.default_like_instance``), in one run:
+``fixed`` and half ``shannon`` rate model, see ``lola.generate.scaled_instance``), in one run:
 
 * the dual-ascent gap to ``exact`` (target: median < 1 %, 95th percentile < 3 %), with its
   primal repair (the default) and without it (the plain dual ascent), and iterations used;
@@ -24,14 +24,14 @@ import numpy as np
 from lola._io import atomic_write_text
 from solvers import run_method
 
-from .common import RESULTS, default_like_instance, write_csv
+from .common import RESULTS, scaled_instance, write_csv
 
 BASELINES = ["random", "greedy", "min-sum", "crunch-equal", "centralized"]
 
 
 def one_instance(seed: int) -> dict:
     rate_model = "fixed" if seed % 2 == 0 else "shannon"
-    instance = default_like_instance(20, 12, seed=1000 + seed, rate_model=rate_model)
+    instance = scaled_instance(20, 12, seed=1000 + seed, rate_model=rate_model)
     exact = run_method("exact", "jbba", instance)
     lola = run_method("dual-ascent", "jbba", instance)
     plain = run_method("dual-ascent", "jbba", instance, repair=False)

@@ -12,7 +12,7 @@ import argparse
 
 from solvers import run_method
 
-from .common import default_like_instance, median_time, print_table, write_csv
+from .common import scaled_instance, median_time, print_table, write_csv
 
 
 def main(argv=None):
@@ -23,7 +23,7 @@ def main(argv=None):
     milp_max = 50 if args.quick else 100
     rows = []
     for size in sizes:
-        instance = default_like_instance(size, size, seed=size)
+        instance = scaled_instance(size, size, seed=size)
         exact_s, exact = median_time(lambda: run_method("exact", "jbba", instance),
                                      3 if size <= 200 else 1)
         methods = {"exact": (exact_s, exact)}

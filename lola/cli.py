@@ -12,6 +12,7 @@ import sys
 import solvers
 
 from . import __version__, api
+from .plots import FIGURE_KINDS
 from .report import format_comparison, format_result
 from .scenario import ScenarioError
 
@@ -98,6 +99,24 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--name", help="scenario name")
     generate.add_argument("-o", "--output", help="file to write (default: standard output)")
+
+    plot = commands.add_parser(
+        "plot", help="draw a figure (PNG, PDF or SVG)",
+        description="Draw one of the figures: profile (costs versus depth), devices, bandwidth, "
+        "memory (round latency sweeps over generated scenarios), convergence (dual ascent), "
+        "allocation (who trains what), solver-time (log-log timing).")
+    plot.add_argument("kind", choices=FIGURE_KINDS)
+    plot.add_argument("scenario", nargs="?", help="scenario file (allocation, convergence)")
+    plot.add_argument("-o", "--output", help="figure file (default: KIND.png)")
+    plot.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba")
+    plot.add_argument("--method", help="method for allocation / convergence")
+    plot.add_argument("--methods", help="comma-separated methods for sweeps and solver-time")
+    plot.add_argument("--values", help="comma-separated sweep values (K, Hz or memory scale)")
+    plot.add_argument("--seeds", type=int, default=5, help="seeds per sweep point")
+    plot.add_argument("--devices", type=int, default=20, help="K for bandwidth/memory sweeps")
+    plot.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed")
+    plot.add_argument("--profiles", default="roberta-base,roberta-large",
+                      help="comma-separated profiles (names or files) for 'profile'")
 
     methods = commands.add_parser("methods", help="list the methods and what they solve")
     methods.add_argument("--json", action="store_true")
@@ -191,6 +210,63 @@ def _generate(args) -> int:
     return EXIT_OK
 
 
+_SWEEP_DEFAULTS = {"devices": "12,16,20,30,40", "bandwidth": "2e6,5e6,1e7,2e7,5e7",
+                   "memory": "0.4,0.6,0.8,1.0,1.5"}
+_SWEEP_METHODS = {"jbba": "dual-ascent,greedy,min-sum,random",
+                  "matching": "crunch,greedy,min-sum,random"}
+
+
+def _plot(args) -> int:
+    from . import plots, sweeps
+
+    def names(text):
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+    def numbers(text):
+        try:
+            return [float(item) for item in names(text)]
+        except ValueError:
+            raise _UsageError(f"lola plot: --values must be numbers, got {text!r}") from None
+
+    kind = args.kind
+    output = args.output or f"{kind}.png"
+    if not output.lower().endswith((".png", ".pdf", ".svg")):
+        raise _UsageError(f"lola plot: {output}: the figure file must end in .png, .pdf or .svg")
+    scenario = args.scenario or str(api.default_scenario_path())
+    if kind == "profile":
+        figure = plots.plot_profile(names(args.profiles))
+    elif kind in ("devices", "bandwidth", "memory"):
+        values = numbers(args.values or _SWEEP_DEFAULTS[kind])
+        if kind == "devices":
+            values = [int(v) for v in values]
+        rows = sweeps.sweep(kind, values, methods=names(args.methods or
+                                                        _SWEEP_METHODS[args.problem]),
+                            problem=args.problem, seeds=args.seeds, devices=args.devices,
+                            rate_model=args.rate_model)
+        figure = plots.plot_sweep(rows)
+    elif kind == "convergence":
+        figure = plots.plot_convergence(api.solve(scenario, problem="jbba",
+                                                  method=args.method or "dual-ascent"))
+    elif kind == "allocation":
+        result = api.solve(scenario, problem=args.problem, method=args.method)
+        if result.round_latency_s is None:
+            print(f"lola: nothing to draw: {result.message}", file=sys.stderr)
+            return EXIT_INFEASIBLE
+        figure = plots.plot_allocation(result)
+    else:
+        sizes = [int(v) for v in numbers(args.values or "10,20,50,100")]
+        default = "dual-ascent,exact" if args.problem == "jbba" else "crunch,bottleneck"
+        rows = sweeps.timing(sizes, methods=names(args.methods or default),
+                             problem=args.problem, seeds=args.seeds, rate_model=args.rate_model)
+        figure = plots.plot_solver_time(rows)
+    try:
+        plots.save(figure, output)
+    except ValueError as err:
+        raise _UsageError(f"lola plot: {err}") from None
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
 def main(argv=None) -> int:
     parser = _build_parser()
     try:
@@ -207,6 +283,8 @@ def main(argv=None) -> int:
             return _profile(args)
         if args.command == "scenario":
             return _generate(args)
+        if args.command == "plot":
+            return _plot(args)
         return _solve(args)
     except _UsageError as err:
         print(err, file=sys.stderr)

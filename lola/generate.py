@@ -41,7 +41,7 @@ import yaml
 from .scenario import DEFAULT_NOISE_PSD_W_PER_HZ
 
 __all__ = ["DEVICE_CLASSES", "generate_scenario", "draw_channel", "path_loss_db", "to_yaml",
-           "TX_POWER_W", "DISTANCE_RANGE_M"]
+           "scaled_instance", "TX_POWER_W", "DISTANCE_RANGE_M"]
 
 # name: (probability, (effective FLOP/s low, high), (memory bytes low, high))
 DEVICE_CLASSES = {
@@ -150,3 +150,39 @@ def to_yaml(document: dict, *, command: str | None = None) -> str:
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=None,
                      width=100)
     return "\n".join(header) + "\n" + body
+
+
+def scaled_instance(n_devices: int, n_blocks: int, *, seed: int = 0, rate_model: str = "fixed",
+                    profile: str = "roberta-base", total_bandwidth_hz: float = DEFAULT_BANDWIDTH_HZ):
+    """A solver instance of any size for scaling studies, straight as arrays.
+
+    N blocks whose FLOPs and memory are interpolated along ``profile``'s depth curve, and K
+    devices drawn from the device classes and the channel model above.
+    """
+    from solvers import Instance
+
+    from .profiles import load_profile
+
+    base = load_profile(profile).blocks
+    depth = np.linspace(0, len(base) - 1, n_blocks)
+    flops = np.interp(depth, np.arange(len(base)), [b.flops for b in base])
+    memory = np.interp(depth, np.arange(len(base)), [b.memory_bytes for b in base])
+    bits = np.full(n_blocks, 32.0 * base[0].params)
+    rng = np.random.default_rng(seed)
+    classes = list(DEVICE_CLASSES)
+    chosen = rng.choice(len(classes), size=n_devices, p=[DEVICE_CLASSES[c][0] for c in classes])
+    low = np.array([DEVICE_CLASSES[c][1][0] for c in classes])[chosen]
+    high = np.array([DEVICE_CLASSES[c][1][1] for c in classes])[chosen]
+    speed = rng.uniform(low, high)
+    low = np.array([DEVICE_CLASSES[c][2][0] for c in classes])[chosen]
+    high = np.array([DEVICE_CLASSES[c][2][1] for c in classes])[chosen]
+    device_memory = rng.uniform(low, high)
+    _, _, _, gain = draw_channel(rng, n_devices)
+    snr_hz = TX_POWER_W * gain / DEFAULT_NOISE_PSD_W_PER_HZ
+    efficiency = np.log2(1 + snr_hz / (total_bandwidth_hz / n_blocks))
+    return Instance(block_flops=flops, block_bits=bits, block_memory=memory,
+                    device_flops_per_s=speed, device_memory=device_memory,
+                    total_bandwidth_hz=total_bandwidth_hz, rate_model=rate_model,
+                    device_spectral_efficiency=efficiency if rate_model == "fixed" else None,
+                    device_snr_hz=snr_hz if rate_model == "shannon" else None,
+                    server_flops_per_s=SERVER_FLOPS_PER_S, batch_bits=8 * 32768.0)

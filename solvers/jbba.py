@@ -38,8 +38,8 @@ the least total bandwidth w_kn(UB) to meet the incumbent latency UB (one more Hu
 the same pruned pairs); when that total is below B its split is strictly faster, so the
 incumbent descends until sum w = B, the optimality condition of P2. ``repair=False`` gives the
 plain dual ascent. Stops when the relative gap (UB - LB) / UB <= ``gap_tolerance``, after
-``max_iterations``, when the incumbent has not improved for ``stall_iterations`` (the assignment
-has stalled), or when theta falls below ``min_theta``.
+``max_iterations``, when neither the incumbent nor the bound (by 1e-4 of the incumbent) has
+improved for ``stall_iterations``, or when theta falls below ``min_theta``.
 """
 from __future__ import annotations
 
@@ -154,6 +154,8 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
             break
         dual = float(cost[assignment, columns].sum() - lam * budget)
         if dual > lower * (1 + 1e-12):
+            if dual > lower + 1e-4 * upper:  # a real advance of the bound, not a crawl
+                last_improvement = iteration
             lower, stale = dual, 0
         else:
             stale += 1

@@ -1,9 +1,7 @@
 """The `lola` command: output formats, exit codes, and one-line errors without tracebacks."""
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

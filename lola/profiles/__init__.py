@@ -28,6 +28,8 @@ class Profile:
     blocks: tuple  # of Block, depth 1 first
     info: dict     # everything but the blocks: model, config, measurement
     source: str
+    latency_s: tuple = ()         # measured median step latency per block, depth 1 first
+    latency_spread_s: tuple = ()  # max - min of the timed steps, when recorded
 
 
 def bundled_profiles() -> list[str]:
@@ -79,4 +81,9 @@ def load_profile(name: str, *, base_dir=None) -> Profile:
         check.fail("blocks", f"depths must be 1..{len(blocks)} once each, got {depths}")
     check.unique_names(blocks, "blocks")
     info = {key: value for key, value in document.items() if key != "blocks"}
-    return Profile(tuple(sorted(blocks, key=lambda b: b.depth)), info, source)
+    by_depth = sorted(entries, key=lambda entry: entry["depth"])
+    latency = tuple(entry.get("latency_s") for entry in by_depth)
+    spread = tuple(entry.get("latency_spread_s") for entry in by_depth)
+    return Profile(tuple(sorted(blocks, key=lambda b: b.depth)), info, source,
+                   latency if None not in latency else (),
+                   spread if None not in spread else ())
