@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)   # BENCH_ARGS=--quick for a few minutes
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -8,7 +8,6 @@ import statistics
 import time
 from pathlib import Path
 
-
 from lola._io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -24,12 +23,13 @@ def median_time(function, repeats):
     return statistics.median(times), value
 
 
-def write_csv(name, rows) -> Path:
+def write_csv(name, rows, out_dir=None) -> Path:
+    """Write ``rows`` (dicts) as CSV into ``out_dir`` (default ``results/``), atomically."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    return atomic_write_text(RESULTS / name, buffer.getvalue())
+    return atomic_write_text(Path(out_dir or RESULTS) / name, buffer.getvalue())
 
 
 def print_table(rows):
