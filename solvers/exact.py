@@ -26,7 +26,7 @@ from . import brute
 from .bandwidth import min_bandwidth, optimal_split
 from .baselines import min_cost_matching
 from .common import assignment_result
-from .matching import solve_crunch
+from .matching import check_milp_size, solve_crunch
 from .milp import milp_assignment
 from .model import Instance
 from .result import SolverResult, Status
@@ -122,6 +122,7 @@ def solve_exact(instance: Instance, *, rtol=1e-9, **_) -> SolverResult:
 
 def solve_milp_jbba(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
     """Exact P2 by the same bisection, each min-total-bandwidth assignment a cvxpy/HiGHS MILP."""
+    check_milp_size(int(instance.memory_feasible().sum()), time_limit_s)
     def min_total(target):
         need = bandwidth_matrix(instance, target)
         if not np.isfinite(need).any(axis=0).all():

@@ -13,7 +13,7 @@ from .bottleneck import bottleneck_assignment
 from .common import assignment_result, device_bandwidth
 from .milp import milp_assignment
 from .model import Instance
-from .result import SolverResult, Status
+from .result import SolverInputError, SolverResult, Status
 
 __all__ = ["solve_crunch", "solve_bottleneck", "solve_milp", "solve_brute", "solve_random",
            "solve_greedy", "solve_min_sum", "solve_centralized"]
@@ -52,8 +52,20 @@ def solve_crunch(instance: Instance, bandwidth_hz, *, seed=0, **_) -> SolverResu
                              devices_kept=outcome.devices_kept)
 
 
+MILP_MAX_PAIRS = 250_000  # beyond this many binaries, cvxpy's compile alone takes minutes
+
+
+def check_milp_size(n_pairs: int, time_limit_s) -> None:
+    """Refuse MILPs too large to finish unless the caller bounds the time."""
+    if n_pairs > MILP_MAX_PAIRS and time_limit_s is None:
+        raise SolverInputError(
+            f"milp would pose {n_pairs} binary variables, more than {MILP_MAX_PAIRS} it handles "
+            "in reasonable time; give a time limit (--time-limit) or use crunch / exact")
+
+
 def solve_milp(instance: Instance, bandwidth_hz, *, time_limit_s=None, **_) -> SolverResult:
     latency = instance.latency_matrix(bandwidth_hz)
+    check_milp_size(int(np.isfinite(latency).sum()), time_limit_s)
     outcome = milp_assignment(latency, objective="bottleneck", time_limit_s=time_limit_s)
     if outcome.infeasible:
         return _no_assignment()
