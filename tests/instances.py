@@ -99,3 +99,27 @@ def random_scenario(rng, *, rate_model="fixed", n_blocks=None, n_devices=None,
             "channel": {"total_bandwidth_hz": float(rng.uniform(1e6, 4e7)),
                         "rate_model": rate_model},
             "server": {"flops_per_s": 1e14}}
+
+
+def _jbba_fixed(flops, bits, speed, efficiency, bandwidth):
+    n_devices = len(speed)
+    return Instance(block_flops=np.array(flops, float), block_bits=np.array(bits, float),
+                    block_memory=np.ones(len(flops)), device_flops_per_s=np.array(speed, float),
+                    device_memory=np.ones(n_devices), total_bandwidth_hz=bandwidth,
+                    device_spectral_efficiency=np.array(efficiency, float),
+                    server_flops_per_s=1e14, batch_bits=262144.0)
+
+
+# name -> (instance, known P2 optimum or None), worked out by hand.
+JBBA_CATALOGUE = {
+    # One block, one device: all of B to it. T = 1/1 + 4e6 / (2e6 * 2) = 2.
+    "single-pair": (_jbba_fixed([1], [4e6], [1], [2.0], 2e6), 2.0),
+    # Two identical blocks and devices: equal split B/2 each. T = 1 + 4e6 / (1e6 * 2) = 3.
+    "symmetric-pair": (_jbba_fixed([1, 1], [4e6, 4e6], [1, 1], [2.0, 2.0], 2e6), 3.0),
+    # Compute 1 s and 2 s, uploads S/(rho b): T = 1 + 1e6/b1 = 2 + 1e6/b2 with b1 + b2 = 3e6.
+    # With x = b1 / 1e6: 1/x - 1/(3 - x) = 1, x^2 - 5x + 3 = 0, x = (5 - sqrt 13) / 2, so
+    # T = 1 + 1/x = 1 + (5 + sqrt 13) / 6. The third device is too slow to matter.
+    "unequal-compute": (_jbba_fixed([1, 2], [1e6, 1e6], [1, 1, 0.001], [1.0, 1.0, 1.0], 3e6),
+                        1 + (5 + 13 ** 0.5) / 6),
+    "too-few-devices": (_jbba_fixed([1, 1], [1e6, 1e6], [1], [1.0], 1e6), None),
+}

@@ -100,3 +100,38 @@ def test_method_conforms(problem, method):
             if result.status == "optimal":
                 assert result.round_latency_s == pytest.approx(optimum, rel=tol)
     assert checked > 5
+
+
+def solver_cases():
+    from .instances import JBBA_CATALOGUE, MATCHING_CATALOGUE
+    catalogue = {"matching": MATCHING_CATALOGUE, "jbba": JBBA_CATALOGUE}
+    for problem in solvers.PROBLEMS:
+        for method in solvers.methods_for(problem):
+            for name, (instance, optimum) in catalogue[problem].items():
+                yield pytest.param(problem, method.name, instance, optimum,
+                                   id=f"{problem}-{method.name}-{name}")
+
+
+@pytest.mark.parametrize("problem, method, instance, optimum", list(solver_cases()))
+def test_every_method_on_the_catalogue(problem, method, instance, optimum):
+    spec = solvers.METHODS[method]
+    result = solvers.run_method(method, problem, instance, seed=1)
+    again = solvers.run_method(method, problem, instance, seed=1)
+    assert result.round_latency_s == again.round_latency_s  # same seed, same answer
+    if method == "centralized":  # the server trains: only the number of uploaders matters
+        feasible = instance.n_devices >= instance.n_blocks
+        assert (result.status is not solvers.Status.INFEASIBLE) == feasible
+        return
+    if optimum is None:
+        assert result.status is solvers.Status.INFEASIBLE and result.round_latency_s is None
+        return
+    assert result.status is not solvers.Status.INFEASIBLE
+    assert result.bandwidth_hz.sum() <= instance.total_bandwidth_hz * (1 + 1e-12)
+    recomputed = instance.assignment_latency(result.assignment, result.bandwidth_hz).max()
+    assert result.round_latency_s == recomputed
+    tol = TOLERANCE[problem]
+    assert result.round_latency_s >= optimum * (1 - tol)
+    if result.lower_bound_s is not None:
+        assert result.lower_bound_s <= optimum * (1 + tol)
+    if spec.exact or result.status is solvers.Status.OPTIMAL:
+        assert result.round_latency_s == pytest.approx(optimum, rel=tol)
