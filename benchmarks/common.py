@@ -42,3 +42,15 @@ def _fmt(value):
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def standalone(module_doc: str, run, headline, argv=None, quick_help="fewer repeats"):
+    """The command line of a single benchmark script: ``--quick``, run, print the headline."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=module_doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args(argv)
+    summary = run(quick=args.quick)
+    print("\n".join(headline(summary)))
+    return summary

@@ -13,14 +13,13 @@ Every pair of methods is also checked to return the same optimum. Writes
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import tracemalloc
 
 from lola.generate import scaled_instance
 from solvers import run_method
 
-from .common import median_time, print_table, write_csv
+from .common import median_time, print_table, standalone, write_csv
 
 
 def _time(method, instance, repeats):
@@ -91,12 +90,7 @@ def headline(summary) -> list:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, K up to 1e5")
-    args = parser.parse_args(argv)
-    summary = run(quick=args.quick)
-    print("\n".join(headline(summary)))
-    return summary
+    return standalone(__doc__, run, headline, argv, quick_help="fewer repeats, K up to 1e5")
 
 
 if __name__ == "__main__":

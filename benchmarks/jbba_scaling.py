@@ -8,12 +8,10 @@ K = N = 50. The MILP (a bisection of cvxpy/HiGHS MILPs) runs up to K = N = 50 (1
 """
 from __future__ import annotations
 
-import argparse
-
 from lola.generate import scaled_instance
 from solvers import run_method
 
-from .common import median_time, print_table, write_csv
+from .common import median_time, print_table, standalone, write_csv
 
 
 def run(out_dir=None, quick=False) -> dict:
@@ -53,12 +51,7 @@ def headline(summary) -> list:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="K = N up to 200, fewer repeats")
-    args = parser.parse_args(argv)
-    summary = run(quick=args.quick)
-    print("\n".join(headline(summary)))
-    return summary
+    return standalone(__doc__, run, headline, argv, quick_help="K = N up to 200, fewer repeats")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,15 @@
 """
 from solvers import SolverFailure, SolverInputError, Status
 
-from .api import (Comparison, Result, compare, default_method, default_scenario,
-                  default_scenario_path, solve)
+from .api import (
+                  Comparison,
+                  Result,
+                  compare,
+                  default_method,
+                  default_scenario,
+                  default_scenario_path,
+                  solve,
+)
 from .scenario import Scenario, ScenarioError, load_scenario
 
 __version__ = "0.1.0"

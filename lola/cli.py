@@ -140,11 +140,13 @@ def _solve(args) -> int:
     scenario = args.scenario or str(api.default_scenario_path())
     result = api.solve(scenario, problem=args.problem, method=args.method, seed=args.seed,
                        time_limit_s=args.time_limit)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(format_result(result))
+    _emit(result, args.json, format_result)
     return EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_OK
+
+
+def _emit(outcome, as_json: bool, formatter) -> None:
+    """One JSON object, or the human table."""
+    print(json.dumps(outcome.to_dict(), indent=2) if as_json else formatter(outcome))
 
 
 def _compare(args) -> int:
@@ -152,10 +154,7 @@ def _compare(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     comparison = api.compare(scenario, problem=args.problem, methods=methods, seed=args.seed,
                              time_limit_s=args.time_limit)
-    if args.json:
-        print(json.dumps(comparison.to_dict(), indent=2))
-    else:
-        print(format_comparison(comparison))
+    _emit(comparison, args.json, format_comparison)
     return EXIT_INFEASIBLE if comparison.status == "infeasible" else EXIT_OK
 
 

@@ -37,6 +37,7 @@ fp32. The adapter has D = 2 modules x r (h + h) = 4 r h parameters.
 from __future__ import annotations
 
 import json
+
 from .._io import atomic_write_text
 
 __all__ = ["ROBERTA_CONFIGS", "FINE_TUNING", "analytic_profile", "model_parameters"]
