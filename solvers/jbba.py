@@ -136,6 +136,7 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
 
     seen = {tuple(best_assignment.tolist())}
     lower, theta, stale, last_improvement = 0.0, 1.0, 0, 0
+    repaired_at = None
     history = []
     columns = np.arange(N)
     for iteration in range(1, max_iterations + 1):
@@ -163,7 +164,8 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
         # needs the least total bandwidth to meet the incumbent latency (if it needs less than
         # B, its optimal split is strictly faster), each with its optimal bandwidth split.
         candidates = [assignment]
-        if repair:
+        if repair and upper != repaired_at:  # the repair depends on the incumbent only
+            repaired_at = upper
             need = bandwidth_matrix(instance, upper)
             repaired = min_cost_matching(np.where(usable, need, np.inf))
             if repaired is not None and need[repaired, columns].sum() < budget:
