@@ -1,0 +1,48 @@
+"""The benchmark suite's plumbing: stage markers, resume, the report (stages stubbed out; the
+real measurements live in benchmarks/, not in timed tests)."""
+import json
+
+import benchmarks.__main__ as suite
+from benchmarks import crunch_scaling, jbba_quality, jbba_scaling
+
+CRUNCH = {"milp_over_crunch_K100": 6000.0, "bottleneck_over_crunch_K100": 40.0,
+          "bottleneck_over_crunch_K3000_N300": 500.0, "crunch_largest_K": 10**6,
+          "crunch_largest_s": 0.05, "crunch_peak_mib": {"1000000": 47.0}, "rows": []}
+SCALING = {"exact_s_K200": 0.2, "milp_over_exact_K50": 200.0, "dual_ascent_s_K200": 1.5,
+           "rows": [{"K": 10, "method": "exact", "median_s": 0.01}]}
+STATS = {"mean": 0.1, "median": 0.1, "p95": 0.2, "max": 0.3}
+QUALITY = {"instances": 4, "feasible": 4, "dual_ascent_gap": STATS,
+           "dual_ascent_plain_gap": STATS, "dual_bound_ratio": STATS, "iterations": STATS,
+           "iterations_plain": STATS,
+           "reduction": {"random": {"exact": STATS, "dual_ascent": STATS}}}
+FIGURES = {"figures": ["a.png"], "seeds": 2, "dual_ascent_reduction_K20": {"random": 0.5}}
+
+
+def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def stub(name, value):
+        def run(*args, **kwargs):
+            calls.append(name)
+            return value
+        return run
+
+    monkeypatch.setattr(crunch_scaling, "run", stub("crunch", CRUNCH))
+    monkeypatch.setattr(jbba_scaling, "run", stub("scaling", SCALING))
+    monkeypatch.setattr(jbba_quality, "run", stub("quality", QUALITY))
+    monkeypatch.setattr(suite, "figures_stage", stub("figures", FIGURES))
+    suite.main(["--out", str(tmp_path), "--quick"])
+    assert calls == ["crunch", "scaling", "quality", "figures"]
+    for stage in suite.STAGES:
+        assert json.loads((tmp_path / f"stage-{stage}.json").read_text())
+    report = (tmp_path / "report.md").read_text()
+    assert "6000x faster" in report and "200x slower" in report
+    assert "dual ascent's mean round latency is 50.0 % below random's" in report
+
+    (tmp_path / "stage-figures.json").unlink()  # as if interrupted during the last stage
+    suite.main(["--out", str(tmp_path)])
+    assert calls[4:] == ["figures"]
+    assert "finished earlier" in capsys.readouterr().out
+    suite.main(["--out", str(tmp_path), "--force"])
+    assert calls[5:] == ["crunch", "scaling", "quality", "figures"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
