@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
-	$(BIN)/python -m pip install --quiet -e '.[test,profile]'
+	$(BIN)/python -m pip install --quiet -e '.[test,profile,scip]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -65,6 +65,11 @@ def _at_equal_share(solve: Callable) -> Callable:
     return lambda instance, **options: solve(instance, instance.equal_bandwidth(), **options)
 
 
+def _scip(instance, **options):
+    from .scip import solve_scip  # imports pyscipopt: only when asked for
+    return solve_scip(instance, **options)
+
+
 METHODS: dict[str, Method] = {}
 
 
@@ -85,6 +90,9 @@ register(Method("milp", {"matching": _at_fixed(matching.solve_milp),
                          "jbba": exact.solve_milp_jbba}, "exact", True,
                 "MILP through cvxpy and HiGHS (JBBA: bisection of MILP feasibility tests)",
                 requires=("cvxpy", "highspy")))
+register(Method("scip", {"jbba": _scip}, "exact", True,
+                "second opinion: P2 as one MISOCP in SCIP (fixed rate model)",
+                requires=("pyscipopt",)))
 register(Method("brute", {"matching": _at_fixed(matching.solve_brute),
                           "jbba": exact.solve_brute_jbba}, "exact", True,
                 "enumeration of all assignments (tiny instances only)"))

@@ -52,7 +52,11 @@ def test_method_conforms(problem, method):
     for scenario in scenarios():
         if method == "brute" and len(scenario.devices) > 6:
             continue
-        result = lola.solve(scenario, problem=problem, method=method, seed=3)
+        try:
+            result = lola.solve(scenario, problem=problem, method=method, seed=3)
+        except solvers.SolverInputError as err:  # a method may refuse an instance, saying why
+            assert method == "scip" and "fixed rate" in str(err)
+            continue
         again = lola.solve(scenario, problem=problem, method=method, seed=3)
         first, second = result.to_dict(), again.to_dict()
         first.pop("solve_time_s"), second.pop("solve_time_s")

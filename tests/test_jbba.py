@@ -136,3 +136,29 @@ def test_optimal_split_of_a_single_block_uses_the_whole_band():
     instance = random_instance(np.random.default_rng(4), n_blocks=1, n_devices=2)
     latency, bandwidth = optimal_split(instance, np.array([[0]]))
     assert bandwidth[0, 0] == pytest.approx(instance.total_bandwidth_hz, rel=1e-9)
+
+
+def test_scip_misocp_agrees_with_exact_on_fixed_rate_instances():
+    pytest.importorskip("pyscipopt", reason="the scip extra is not installed")
+    rng = np.random.default_rng(6)
+    feasible = 0
+    for _ in range(40):
+        instance = random_instance(rng, max_blocks=4)
+        exact = run_method("exact", "jbba", instance)
+        scip = run_method("scip", "jbba", instance)
+        assert (scip.status is Status.INFEASIBLE) == (exact.status is Status.INFEASIBLE)
+        if exact.status is Status.INFEASIBLE:
+            continue
+        feasible += 1
+        check_allocation(instance, scip)
+        assert scip.round_latency_s == pytest.approx(exact.round_latency_s, rel=1e-6)
+        assert scip.lower_bound_s <= exact.round_latency_s * (1 + 1e-6)
+    assert feasible >= 20
+
+
+def test_scip_refuses_the_shannon_model():
+    pytest.importorskip("pyscipopt")
+    from solvers import SolverInputError
+    instance = random_instance(np.random.default_rng(7), rate_model="shannon")
+    with pytest.raises(SolverInputError, match="fixed rate"):
+        run_method("scip", "jbba", instance)
