@@ -95,7 +95,10 @@ def plot_sweep(rows, *, title: str | None = None) -> Figure:
     latency_ax, feasible_ax = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     for method, data in summary.items():
         colour = method_colour(method)
-        latency_ax.plot(data["values"], data["mean"], "o-", color=colour, label=method)
+        exact = method in solvers.METHODS and solvers.METHODS[method].exact
+        # exact references dashed, so that a method that reaches the optimum stays visible
+        latency_ax.plot(data["values"], data["mean"], "o--" if exact else "o-", color=colour,
+                        label=method, markersize=4 if exact else 6)
         latency_ax.fill_between(data["values"], data["mean"] - data["half_width"],
                                 data["mean"] + data["half_width"], color=colour, alpha=0.15)
         feasible_ax.plot(data["values"], 100 * data["feasible"], "o-", color=colour)
