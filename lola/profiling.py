@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
+from .profiles.analytic import ROBERTA_CONFIGS
 
 __all__ = ["ProfileSettings", "MODELS", "profile_model", "write_profile", "fit_latency",
            "monotonicity_report", "ProfilingUnavailable"]
@@ -49,16 +50,13 @@ class ProfilingUnavailable(RuntimeError):
     """torch, transformers or peft is missing."""
 
 
-# Architecture presets (Hugging Face config.json of each model) and their attention projections.
+# Architecture presets (Hugging Face config.json of each model; the RoBERTa sizes shared with the
+# analytic count) and their attention projections.
 MODELS = {
-    "roberta-base": ("roberta", dict(num_hidden_layers=12, hidden_size=768,
-                                     intermediate_size=3072, num_attention_heads=12,
-                                     vocab_size=50265, max_position_embeddings=514,
-                                     type_vocab_size=1, pad_token_id=1), ("query", "value")),
-    "roberta-large": ("roberta", dict(num_hidden_layers=24, hidden_size=1024,
-                                      intermediate_size=4096, num_attention_heads=16,
-                                      vocab_size=50265, max_position_embeddings=514,
-                                      type_vocab_size=1, pad_token_id=1), ("query", "value")),
+    "roberta-base": ("roberta", {**ROBERTA_CONFIGS["roberta-base"], "pad_token_id": 1},
+                     ("query", "value")),
+    "roberta-large": ("roberta", {**ROBERTA_CONFIGS["roberta-large"], "pad_token_id": 1},
+                      ("query", "value")),
     "bert-base-uncased": ("bert", dict(num_hidden_layers=12, hidden_size=768,
                                        intermediate_size=3072, num_attention_heads=12,
                                        vocab_size=30522), ("query", "value")),

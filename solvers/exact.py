@@ -105,8 +105,7 @@ def _hungarian_total(instance):
 
 def _finish(instance, bisection, method_note=""):
     if bisection is None:
-        return SolverResult.infeasible("no one-to-one assignment of blocks to devices that can "
-                                       "hold them")
+        return SolverResult.infeasible()
     assignment, hi, lo, steps = bisection
     need = bandwidth_matrix(instance, hi)[assignment, np.arange(instance.n_blocks)]
     if not need.sum() <= instance.total_bandwidth_hz:  # cannot happen by construction
@@ -150,7 +149,6 @@ def solve_brute_jbba(instance: Instance, *, max_assignments=20_000, **_) -> Solv
         if latency[i] < best_latency:
             best_latency, best, best_bandwidth = latency[i], batch[i], bandwidth[i]
     if best is None or not np.isfinite(best_latency):
-        return SolverResult.infeasible("no one-to-one assignment of blocks to devices that can "
-                                       "hold them")
+        return SolverResult.infeasible()
     return _split_result(instance, best, best_bandwidth, Status.OPTIMAL,
                          lower_bound_s=best_latency * (1 - 1e-12))

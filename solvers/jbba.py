@@ -108,8 +108,7 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
     """LoLa's dual ascent for P2 (module docstring). ``history`` records every iteration."""
     start = equal_share_start(instance)
     if start is None:
-        return SolverResult.infeasible("no one-to-one assignment of blocks to devices that can "
-                                       "hold them")
+        return SolverResult.infeasible()
     best_assignment, upper, best_bandwidth = start
     if not np.isfinite(upper):
         return SolverResult.infeasible("no allocation has a finite round latency")

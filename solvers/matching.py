@@ -19,8 +19,8 @@ __all__ = ["solve_crunch", "solve_bottleneck", "solve_milp", "solve_brute", "sol
            "solve_greedy", "solve_min_sum", "solve_centralized"]
 
 
-def _no_assignment(message="no one-to-one assignment of blocks to devices that can hold them"):
-    return SolverResult.infeasible(message)
+def _no_assignment(message=None):
+    return SolverResult.infeasible(message) if message else SolverResult.infeasible()
 
 
 def solve_bottleneck(instance: Instance, bandwidth_hz, **_) -> SolverResult:

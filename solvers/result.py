@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Status", "SolverResult", "SolverInputError", "SolverFailure"]
+__all__ = ["Status", "SolverResult", "SolverInputError", "SolverFailure", "NO_ASSIGNMENT"]
+
+NO_ASSIGNMENT = "no one-to-one assignment of blocks to devices that can hold them"
 
 
 class Status(str, enum.Enum):
@@ -58,5 +60,5 @@ class SolverResult:
     extras: dict = field(default_factory=dict)
 
     @classmethod
-    def infeasible(cls, message: str, **extras) -> "SolverResult":
+    def infeasible(cls, message: str = NO_ASSIGNMENT, **extras) -> "SolverResult":
         return cls(Status.INFEASIBLE, message=message, extras=extras)

@@ -36,8 +36,7 @@ def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
 
     start = equal_share_start(instance)
     if start is None or not np.isfinite(start[1]):
-        return SolverResult.infeasible("no one-to-one assignment of blocks to devices that can "
-                                       "hold them")
+        return SolverResult.infeasible()
     upper = start[1]
     compute = instance.compute_time_matrix()
     allowed = instance.memory_feasible() & (compute < upper)
