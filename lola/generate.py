@@ -23,13 +23,26 @@ jetson        NVIDIA Jetson Orin NX 16 GB, 1.88 TFLOP/s FP32 (Jetson  1.9e11-6.6
 Channel (3GPP TR 36.931, Table 6.2.2-1 urban macro-cell model, as used throughout the edge-learning
 literature): distance d uniform in [50, 500] m, path loss 128.1 + 37.6 log10(d / 1 km) dB,
 Rayleigh fading (power gain |h|^2 ~ Exp(1)), transmit power 0.2 W (23 dBm, the maximum of a
-class-3 LTE user equipment, TS 36.101), noise -174 dBm/Hz, 20 MHz in total. For the ``fixed`` rate
-model the spectral efficiency is log2(1 + P g / (N0 B / N)), the Shannon efficiency at an equal
-share of the bandwidth among the N blocks' devices.
+class-3 LTE user equipment, TS 36.101), thermal noise N0 = -174 dBm/Hz raised by the base
+station receiver's noise figure F = 5 dB, 20 MHz in total. For the ``fixed`` rate model the
+spectral efficiency is
+
+    rho_k = min(log2(1 + P g_k / (N0 F B / N)), rho_max),
+
+the Shannon efficiency at an equal share of the bandwidth among the N blocks' devices, capped at
+the top modulation and coding scheme, rho_max = 7.4063 bit/s/Hz (256-QAM). For the ``shannon``
+rate model the scenario carries the noise F N0 as ``channel.noise_psd_w_per_hz`` and the rate is
+the SPEC's b log2(1 + P g / (F N0 b)), without a cap. Both the noise figure and the cap are
+arguments of the generators (``noise_figure_db``, ``max_spectral_efficiency``); None or 0 switches
+either off.
 
 >>> document = generate_scenario(5, seed=1)
 >>> len(document["devices"]), document["channel"]["rate_model"]
 (5, 'fixed')
+>>> max(d["spectral_efficiency"] for d in document["devices"]) <= MAX_SPECTRAL_EFFICIENCY
+True
+>>> feasibility_warning(generate_scenario(3, seed=1))
+'3 devices for 12 blocks: a device trains at most one block, so at least 12 devices are needed'
 """
 from __future__ import annotations
 
@@ -38,10 +51,11 @@ import math
 import numpy as np
 import yaml
 
-from .scenario import DEFAULT_NOISE_PSD_W_PER_HZ
+from .scenario import DEFAULT_NOISE_PSD_W_PER_HZ, Scenario, load_scenario
 
 __all__ = ["DEVICE_CLASSES", "generate_scenario", "draw_channel", "path_loss_db", "to_yaml",
-           "scaled_instance", "TX_POWER_W", "DISTANCE_RANGE_M"]
+           "scaled_instance", "feasibility_warning", "receiver_noise_psd_w_per_hz",
+           "TX_POWER_W", "DISTANCE_RANGE_M", "NOISE_FIGURE_DB", "MAX_SPECTRAL_EFFICIENCY"]
 
 # name: (probability, (effective FLOP/s low, high), (memory bytes low, high))
 DEVICE_CLASSES = {
@@ -53,6 +67,12 @@ DEVICE_CLASSES = {
 TX_POWER_W = 0.2                  # 23 dBm, 3GPP TS 36.101 power class 3
 DISTANCE_RANGE_M = (50.0, 500.0)
 DEFAULT_BANDWIDTH_HZ = 20e6
+# Base station receiver noise figure: 5 dB, the eNB value of the system simulation parameters of
+# 3GPP TR 36.814 V9.0.0 (E-UTRA physical layer aspects), Annex A.
+NOISE_FIGURE_DB = 5.0
+# Highest spectral efficiency of the LTE 256-QAM link adaptation: CQI index 15 (256-QAM, code
+# rate 948/1024) of the 4-bit CQI Table 2, 3GPP TS 36.213 Table 7.2.3-2.
+MAX_SPECTRAL_EFFICIENCY = 7.4063    # bit/s/Hz
 SERVER_FLOPS_PER_S = 0.75 * 19.5e12  # NVIDIA A100, 19.5 TFLOP/s FP32 (data sheet), 75 % utilised
 
 
@@ -69,6 +89,29 @@ def draw_channel(rng, n_devices):
     return distance, loss, fading, 10 ** (-loss / 10) * fading
 
 
+def receiver_noise_psd_w_per_hz(noise_figure_db: float | None = NOISE_FIGURE_DB) -> float:
+    """N0 F: the thermal noise density N0 (-174 dBm/Hz) raised by a noise figure F in dB.
+
+    >>> round(10 * math.log10(receiver_noise_psd_w_per_hz(5.0) / 1e-3), 6)
+    -169.0
+    """
+    return DEFAULT_NOISE_PSD_W_PER_HZ * 10 ** ((noise_figure_db or 0.0) / 10)
+
+
+def _check_channel_options(noise_figure_db, max_spectral_efficiency):
+    """The noise figure in dB (0 when off) and the efficiency cap (None when off), validated."""
+    noise_figure_db = 0.0 if noise_figure_db is None else noise_figure_db
+    if not (math.isfinite(noise_figure_db) and noise_figure_db >= 0):
+        raise ValueError("noise_figure_db must be a finite number of dB, at least 0 "
+                         f"(0 or None switches it off), got {noise_figure_db!r}")
+    if max_spectral_efficiency in (None, 0):
+        return float(noise_figure_db), None
+    if not (math.isfinite(max_spectral_efficiency) and max_spectral_efficiency > 0):
+        raise ValueError("max_spectral_efficiency must be a positive finite number of bit/s/Hz "
+                         f"(0 or None switches the cap off), got {max_spectral_efficiency!r}")
+    return float(noise_figure_db), float(max_spectral_efficiency)
+
+
 def _batch_bytes(profile_info: dict) -> float | None:
     config = profile_info.get("config", {})
     if "batch_size" in config and "sequence_length" in config:
@@ -79,8 +122,34 @@ def _batch_bytes(profile_info: dict) -> float | None:
 
 def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
                       rate_model: str = "fixed", total_bandwidth_hz: float = DEFAULT_BANDWIDTH_HZ,
-                      seed: int = 0, name: str | None = None) -> dict:
-    """A scenario document (the YAML/JSON format) with ``n_devices`` random devices."""
+                      seed: int = 0, name: str | None = None,
+                      noise_figure_db: float | None = NOISE_FIGURE_DB,
+                      max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY) -> dict:
+    """A scenario document (the YAML/JSON format) with ``n_devices`` random devices.
+
+    Parameters
+    ----------
+    n_devices : int
+        K, at least 1. Fewer devices than the profile has blocks gives a scenario that no method
+        can solve; :func:`feasibility_warning` says so.
+    profile, rate_model, total_bandwidth_hz, seed, name
+        The bundled profile (or a profile file), ``fixed`` or ``shannon``, B in Hz, the seed of
+        every draw, and the scenario's name (default ``{profile}-{K}-devices-seed{seed}``).
+    noise_figure_db : float or None, default 5.0 (:data:`NOISE_FIGURE_DB`)
+        The base station receiver's noise figure F, in dB, added to the thermal noise N0 of
+        -174 dBm/Hz. ``fixed``: it lowers every SNR P g_k / (N0 F B / N) by F dB before the
+        efficiency is taken. ``shannon``: the scenario gets ``channel.noise_psd_w_per_hz`` =
+        N0 F (6 significant digits) and keeps the drawn ``channel_gain`` unchanged. 0 or None
+        switches it off (no ``noise_psd_w_per_hz`` key, the loader's N0).
+    max_spectral_efficiency : float or None, default 7.4063 (:data:`MAX_SPECTRAL_EFFICIENCY`)
+        ``fixed`` only: rho_max in bit/s/Hz, the efficiency of the top 256-QAM modulation and
+        coding scheme; every device's ``spectral_efficiency`` is min(log2(1 + SNR), rho_max).
+        0 or None switches the cap off. The ``shannon`` rate b log2(1 + P g / (N0 F b)) of the
+        SPEC has no such ceiling and the scenario format has no key for one, so ``shannon``
+        scenarios are not capped.
+
+    Same arguments, same document.
+    """
     from .profiles import load_profile
 
     if n_devices < 1:
@@ -89,6 +158,10 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
         raise ValueError(f"rate_model must be 'fixed' or 'shannon', got {rate_model!r}")
     if not (math.isfinite(total_bandwidth_hz) and total_bandwidth_hz > 0):
         raise ValueError("total_bandwidth_hz must be a positive finite number")
+    noise_figure_db, cap = _check_channel_options(noise_figure_db, max_spectral_efficiency)
+    # Rounded as the file keeps it, so that a document and its YAML describe the same channel.
+    noise_psd = (float(f"{receiver_noise_psd_w_per_hz(noise_figure_db):.6g}") if noise_figure_db
+                 else DEFAULT_NOISE_PSD_W_PER_HZ)
     loaded = load_profile(profile)
     n_blocks = len(loaded.blocks)
     rng = np.random.default_rng(seed)
@@ -107,8 +180,9 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
                   "flops_per_s": float(f"{rng.uniform(*speed):.4g}"),
                   "memory_bytes": float(f"{rng.uniform(*memory):.4g}")}
         if rate_model == "fixed":
-            snr = TX_POWER_W * gain[k] / (DEFAULT_NOISE_PSD_W_PER_HZ * share)
-            device["spectral_efficiency"] = float(f"{math.log2(1 + snr):.4g}")
+            snr = TX_POWER_W * gain[k] / (noise_psd * share)
+            efficiency = float(f"{math.log2(1 + snr):.4g}")
+            device["spectral_efficiency"] = efficiency if cap is None else min(efficiency, cap)
         else:
             device["tx_power_w"] = TX_POWER_W
             device["channel_gain"] = float(f"{gain[k]:.4g}")
@@ -117,10 +191,53 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
     batch = _batch_bytes(loaded.info)
     if batch:
         model["batch_bytes"] = batch
+    channel = {"total_bandwidth_hz": float(total_bandwidth_hz), "rate_model": rate_model}
+    if rate_model == "shannon" and noise_figure_db:
+        channel["noise_psd_w_per_hz"] = noise_psd
     return {"name": name or f"{profile}-{n_devices}-devices-seed{seed}",
-            "model": model, "devices": devices,
-            "channel": {"total_bandwidth_hz": float(total_bandwidth_hz), "rate_model": rate_model},
+            "model": model, "devices": devices, "channel": channel,
             "server": {"flops_per_s": SERVER_FLOPS_PER_S}}
+
+
+def feasibility_warning(scenario) -> str | None:
+    """One line saying why no allocation can exist, when that is evident before solving.
+
+    ``scenario`` is a document (as :func:`generate_scenario` returns), a file path or a
+    :class:`~lola.scenario.Scenario`. Checked, for both problems in the local mode:
+
+    * enough devices: sum_k c_k >= N, with c_k = 1 (one block per device) unless the device
+      sets ``max_blocks``;
+    * a block that no device has memory for: m_n > max_k M_k;
+    * enough memory for the hungriest blocks together (Hall's condition of the memory-feasible
+      matching): for every n, the devices with M_k >= m_n can take the blocks needing at
+      least m_n (checked when c_k = 1 for all k, or memory is non-decreasing in depth).
+
+    None means none of these shows, not that a method will find an allocation.
+    """
+    scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    blocks, devices = scenario.blocks, scenario.devices
+    capacity = [getattr(device, "max_blocks", None) or 1 for device in devices]
+    one_each = all(c == 1 for c in capacity)
+    if sum(capacity) < len(blocks):
+        if one_each:
+            return (f"{len(devices)} devices for {len(blocks)} blocks: a device trains at most "
+                    f"one block, so at least {len(blocks)} devices are needed")
+        return (f"{len(devices)} devices train at most {sum(capacity)} blocks together "
+                f"(max_blocks), fewer than the {len(blocks)} blocks")
+    roomiest = max(devices, key=lambda device: device.memory_bytes)
+    hungriest = max(blocks, key=lambda block: block.memory_bytes)
+    if hungriest.memory_bytes > roomiest.memory_bytes:
+        return (f"block {hungriest.name} needs {hungriest.memory_bytes:.4g} bytes of memory, more "
+                f"than any device has (the most is {roomiest.memory_bytes:.4g}, {roomiest.name})")
+    monotone = all(a.memory_bytes <= b.memory_bytes for a, b in zip(blocks, blocks[1:]))
+    if one_each or monotone:
+        needs = sorted((block.memory_bytes for block in blocks), reverse=True)
+        for count, need in enumerate(needs, start=1):
+            room = sum(c for device, c in zip(devices, capacity) if device.memory_bytes >= need)
+            if room < count:
+                return (f"{count} blocks need at least {need:.4g} bytes of memory each, but the "
+                        f"devices with that much memory can take only {room} of them")
+    return None
 
 
 class _Dumper(yaml.SafeDumper):
@@ -141,10 +258,26 @@ def _represent_float(dumper, value):
 _Dumper.add_representer(float, _represent_float)
 
 
-def to_yaml(document: dict, *, command: str | None = None) -> str:
-    """YAML text of a generated scenario, with a header saying how it was made."""
+def to_yaml(document: dict, *, command: str | None = None,
+            noise_figure_db: float | None = NOISE_FIGURE_DB,
+            max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY) -> str:
+    """YAML text of a generated scenario, with a header saying how it was made.
+
+    ``noise_figure_db`` and ``max_spectral_efficiency`` are those the document was generated with
+    (the generator's defaults unless given); the header states them.
+    """
+    noise_figure_db, cap = _check_channel_options(noise_figure_db, max_spectral_efficiency)
+    noise = f"-174 dBm/Hz + {noise_figure_db:g} dB noise figure" if noise_figure_db else \
+        "-174 dBm/Hz"
+    if document.get("channel", {}).get("rate_model", "fixed") != "fixed":
+        ceiling = "no efficiency cap (shannon)"
+    elif cap is None:
+        ceiling = "no efficiency cap"
+    else:
+        ceiling = f"efficiency at most {cap:g} bit/s/Hz"
     header = ["# Generated by LoLa's scenario generator (lola.generate): device classes, path",
-              "# loss 128.1 + 37.6 log10(d/km) dB, Rayleigh fading, 0.2 W, -174 dBm/Hz."]
+              "# loss 128.1 + 37.6 log10(d/km) dB, Rayleigh fading, 0.2 W,",
+              f"# {noise}, {ceiling}."]
     if command:
         header.append(f"# Command: {command}")
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=None,
@@ -153,16 +286,23 @@ def to_yaml(document: dict, *, command: str | None = None) -> str:
 
 
 def scaled_instance(n_devices: int, n_blocks: int, *, seed: int = 0, rate_model: str = "fixed",
-                    profile: str = "roberta-base", total_bandwidth_hz: float = DEFAULT_BANDWIDTH_HZ):
+                    profile: str = "roberta-base", total_bandwidth_hz: float = DEFAULT_BANDWIDTH_HZ,
+                    noise_figure_db: float | None = NOISE_FIGURE_DB,
+                    max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY):
     """A solver instance of any size for scaling studies, straight as arrays.
 
     N blocks whose FLOPs and memory are interpolated along ``profile``'s depth curve, and K
-    devices drawn from the device classes and the channel model above.
+    devices drawn from the device classes and the channel model above: ``device_snr_hz`` is
+    P g_k / (N0 F) for ``shannon``, and ``device_spectral_efficiency`` is
+    min(log2(1 + P g_k / (N0 F B / N)), rho_max) for ``fixed``. ``noise_figure_db`` (F, default
+    5 dB) and ``max_spectral_efficiency`` (rho_max, default 7.4063 bit/s/Hz, ``fixed`` only)
+    are those of :func:`generate_scenario`; None or 0 switches either off.
     """
     from solvers import Instance
 
     from .profiles import load_profile
 
+    noise_figure_db, cap = _check_channel_options(noise_figure_db, max_spectral_efficiency)
     base = load_profile(profile).blocks
     depth = np.linspace(0, len(base) - 1, n_blocks)
     flops = np.interp(depth, np.arange(len(base)), [b.flops for b in base])
@@ -178,8 +318,10 @@ def scaled_instance(n_devices: int, n_blocks: int, *, seed: int = 0, rate_model:
     high = np.array([DEVICE_CLASSES[c][2][1] for c in classes])[chosen]
     device_memory = rng.uniform(low, high)
     _, _, _, gain = draw_channel(rng, n_devices)
-    snr_hz = TX_POWER_W * gain / DEFAULT_NOISE_PSD_W_PER_HZ
+    snr_hz = TX_POWER_W * gain / receiver_noise_psd_w_per_hz(noise_figure_db)
     efficiency = np.log2(1 + snr_hz / (total_bandwidth_hz / n_blocks))
+    if cap is not None:
+        efficiency = np.minimum(efficiency, cap)
     return Instance(block_flops=flops, block_bits=bits, block_memory=memory,
                     device_flops_per_s=speed, device_memory=device_memory,
                     total_bandwidth_hz=total_bandwidth_hz, rate_model=rate_model,
