@@ -12,6 +12,7 @@ Examples
 """
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,10 +27,14 @@ from solvers.feasibility import memory_shortfall
 from . import costs
 from .scenario import Scenario, ScenarioError, load_scenario
 
-__all__ = ["Result", "DeviceReport", "Comparison", "compare", "solve", "default_scenario", "default_scenario_path",
-           "default_method", "SERVER"]
+__all__ = ["Result", "DeviceReport", "Comparison", "compare", "solve", "default_scenario",
+           "default_scenario_path", "default_method", "SERVER", "COMPARE_TIME_LIMIT_S"]
 
 SERVER = "server"
+
+#: Time limit that :func:`compare` gives, unless told otherwise, to the exact methods that run an
+#: outside engine (``milp``, ``scip``): their run time grows without bound with the instance.
+COMPARE_TIME_LIMIT_S = 60.0
 
 
 def default_scenario_path():
@@ -42,8 +47,50 @@ def default_scenario() -> Scenario:
 
 
 def default_method(problem: str) -> str:
-    """The preferred available method for ``problem`` (the registry's first)."""
-    return solvers.methods_for(problem)[0].name
+    """The default method for ``problem``: the fastest available method that proves optimality.
+
+    That is the registry's first exact method (``crunch`` for matching, ``exact`` for jbba);
+    ``dual-ascent`` stays one ``method=`` away.
+
+    >>> default_method("jbba"), default_method("matching")
+    ('exact', 'crunch')
+    """
+    _check_problem(problem)
+    return next(m.name for m in solvers.methods_for(problem) if m.exact)
+
+
+def _suggest(value, choices) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
+    if not close and isinstance(value, str):
+        close = [c for c in choices if c.lower() == value.lower()]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_problem(problem) -> None:
+    if problem not in solvers.PROBLEMS:
+        raise solvers.SolverInputError(
+            f"unknown problem {problem!r}{_suggest(problem, solvers.PROBLEMS)}; choose one of "
+            f"{', '.join(solvers.PROBLEMS)}")
+
+
+def _check_time_limit(time_limit_s) -> None:
+    if time_limit_s is None:
+        return
+    if (isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float))
+            or not math.isfinite(time_limit_s) or time_limit_s <= 0):
+        raise solvers.SolverInputError(
+            f"time limit must be a positive finite number of seconds, got {time_limit_s!r}")
+
+
+def _check_options(spec, options: dict) -> None:
+    """A method takes only the options its solver declares; name the ones it does take."""
+    accepted = [name for name in spec.options if name not in ("seed", "time_limit_s")]
+    for name in options:
+        if name not in accepted:
+            takes = (f"its options are {', '.join(accepted)}" if accepted
+                     else "it takes no options")
+            raise solvers.SolverInputError(
+                f"method {spec.name!r} has no option {name!r}{_suggest(name, accepted)}; {takes}")
 
 
 @dataclass
@@ -164,24 +211,45 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
         Anything :func:`lola.load_scenario` takes.
     problem : {"jbba", "matching"}
     method : str, optional
-        A registered method name (``lola methods`` lists them); the preferred one by default.
+        A registered method name (``lola methods`` lists them). By default the fastest method
+        that proves optimality (:func:`default_method`): ``exact`` for jbba, ``crunch`` for
+        matching.
     seed : int
         Seed of every random choice the method makes; the same seed gives the same answer.
     time_limit_s : float, optional
-        Wall-clock limit for methods that honour one (``milp``).
+        Wall-clock limit, for the methods that take one (``exact``, ``dual-ascent``, ``milp``,
+        ``scip``; :attr:`solvers.Method.takes_time_limit`). When it is reached the result is
+        ``feasible`` with the best proven lower bound, or :class:`solvers.SolverFailure` when no
+        allocation was found in time.
+    **options
+        Method-specific options (e.g. ``repair=False`` or ``max_iterations`` for
+        ``dual-ascent``); an option the method does not take is an error naming those it does.
 
     Raises
     ------
     ScenarioError
         The scenario is invalid, or lacks a key the method needs.
     solvers.SolverInputError
-        The method does not apply (wrong problem, instance too large to enumerate, ...).
+        A ``ValueError``: an unknown problem, method or option, a bad time limit, or a method
+        that does not apply (wrong problem, instance too large to enumerate, ...).
     solvers.SolverFailure
         The method produced no trustworthy answer (e.g. a MILP time limit with no incumbent).
     """
-    scenario = load_scenario(scenario)
+    _check_problem(problem)
+    _check_time_limit(time_limit_s)
     method = method or default_method(problem)
     spec = solvers.get_method(method, problem)
+    _check_options(spec, options)
+    if time_limit_s is not None and not spec.takes_time_limit:
+        takers = [m.name for m in solvers.methods_for(problem) if m.takes_time_limit]
+        raise solvers.SolverInputError(
+            f"method {method!r} takes no time limit; methods for {problem} that do: "
+            f"{', '.join(takers)}")
+    if spec.takes_seed:
+        options["seed"] = seed
+    if time_limit_s is not None:
+        options["time_limit_s"] = float(time_limit_s)
+    scenario = load_scenario(scenario)
     if method == "centralized":
         for key, present in (("server.flops_per_s", scenario.server is not None),
                              ("model.batch_bytes", scenario.model.batch_bytes is not None)):
@@ -189,12 +257,12 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
                 raise ScenarioError("missing; the centralized reference needs it", key=key,
                                     source=scenario.source)
     instance = costs.to_instance(scenario)
+    spec.load()
     started = time.perf_counter()
     # Overflow to inf and 0 * inf are handled explicitly (an infinite latency is an infeasible
     # pair); numpy's warnings about them would only clutter a user's terminal.
     with np.errstate(all="ignore"):
-        outcome = spec.solvers[problem](instance, seed=seed, time_limit_s=time_limit_s,
-                                        **options)
+        outcome = spec.solvers[problem](instance, **options)
     solve_time_s = time.perf_counter() - started
     with np.errstate(all="ignore"):
         return _result(scenario, problem, method, instance, outcome, solve_time_s)
@@ -228,6 +296,7 @@ class Comparison:
     problem: str
     results: list
     skipped: list  # (method, reason)
+    time_limits: dict = field(default_factory=dict)  # method -> the limit it ran under
 
     @property
     def best_lower_bound_s(self):
@@ -264,23 +333,41 @@ class Comparison:
         return {"scenario": self.scenario, "problem": self.problem,
                 "best_lower_bound_s": self.best_lower_bound_s,
                 "results": [dict(r.to_dict(), gap_to_bound=self.gap_to_bound(r),
-                                 reduction_vs=self.reductions(r)) for r in self.results],
+                                 reduction_vs=self.reductions(r),
+                                 time_limit_s=self.time_limits.get(r.method))
+                            for r in self.results],
                 "skipped": [{"method": m, "reason": why} for m, why in self.skipped]}
 
 
 def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
-            time_limit_s: float | None = None) -> Comparison:
+            time_limit_s: float | None = None, progress=None) -> Comparison:
     """Run every applicable method (or ``methods``) on ``scenario``.
 
     Methods that refuse the instance (``brute`` on a large one, ``centralized`` without a
     server) are listed in ``skipped`` with the reason instead of failing the comparison.
+
+    ``time_limit_s`` applies to every method that takes a time limit. Without it, the exact
+    methods that run an outside engine (``milp``, ``scip``) get :data:`COMPARE_TIME_LIMIT_S`
+    each, so that a comparison always ends; one that hits it reports ``feasible`` with its
+    engine's bound. ``Comparison.time_limits`` records the limit each method ran under.
+    ``progress(method, time_limit_s)``, if given, is called before each method runs.
     """
+    _check_problem(problem)
+    _check_time_limit(time_limit_s)
     scenario = load_scenario(scenario)
     names = methods or [m.name for m in solvers.methods_for(problem)]
-    results, skipped = [], []
+    results, skipped, limits = [], [], {}
     for name in names:
+        spec = solvers.METHODS.get(name)
+        limit = None
+        if spec is not None and spec.takes_time_limit:
+            limit = time_limit_s if time_limit_s is not None else (
+                COMPARE_TIME_LIMIT_S if spec.requires else None)
+        if progress is not None:
+            progress(name, limit)
         try:
-            results.append(solve(scenario, problem, name, seed=seed, time_limit_s=time_limit_s))
+            results.append(solve(scenario, problem, name, seed=seed, time_limit_s=limit))
+            limits[name] = limit
         except (solvers.SolverInputError, solvers.SolverFailure) as err:
             if methods:  # asked for by name: the caller wants to know
                 raise
@@ -289,4 +376,4 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
             if methods:
                 raise
             skipped.append((name, f"{err.key}: {err.reason}"))
-    return Comparison(scenario.name, problem, results, skipped)
+    return Comparison(scenario.name, problem, results, skipped, limits)

@@ -1,22 +1,36 @@
 """The ``lola`` command: parses arguments, calls :mod:`lola.api`, prints. Nothing else.
 
 Exit codes: 0 solved, 1 the instance is infeasible (the result is still printed), 2 bad input or
-usage (one line on stderr naming the file and the key; never a traceback).
+usage (one line on stderr naming the file and the key; never a traceback), 130 interrupted
+(Ctrl-C; nothing printed on standard output, no file written).
+
+matplotlib, cvxpy and torch are imported only by the commands that use them, so that
+``lola --help`` and a ``crunch`` solve start fast.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 
 import solvers
 
 from . import __version__, api
-from .plots import FIGURE_KINDS
 from .report import format_comparison, format_result
 from .scenario import ScenarioError
 
-EXIT_OK, EXIT_INFEASIBLE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INFEASIBLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# The generator's channel defaults (lola.generate.NOISE_FIGURE_DB and MAX_SPECTRAL_EFFICIENCY,
+# checked equal by the tests; here so that building the parser imports nothing heavy).
+GENERATOR_NOISE_FIGURE_DB, GENERATOR_MAX_SPECTRAL_EFFICIENCY = 5.0, 7.4063
+
+# The kinds of ``lola plot`` (lola.plots.FIGURE_KINDS, checked equal by the tests; listed here so
+# that building the parser does not import matplotlib).
+FIGURE_KINDS = ("profile", "devices", "bandwidth", "memory", "convergence", "allocation",
+                "solver-time")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,39 +42,88 @@ class _UsageError(Exception):
     pass
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default; options without one (None) show none."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _seconds(text: str) -> float:
+    """argparse type of ``--time-limit``: a positive finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number of seconds, got "
+                                         f"{text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lola", description="Low-latency device-edge cooperative fine-tuning: "
-                     "block-device matching and joint bandwidth-and-block allocation.")
+                     "block-device matching and joint bandwidth-and-block allocation.",
+                     formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"lola {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    jbba_default, matching_default = api.default_method("jbba"), api.default_method("matching")
+    takers = ", ".join(m.name for m in solvers.METHODS.values() if m.takes_time_limit)
 
-    solve = commands.add_parser("solve", help="solve a scenario with one method",
-                                description="Solve a scenario (the bundled default when none is "
-                                "given) and print the allocation.")
-    solve.add_argument("scenario", nargs="?", help="scenario file (YAML or JSON)")
+    def command(name, **kwargs):
+        return commands.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+    solve = command("solve", help="solve a scenario with one method",
+                    description="Solve a scenario (the bundled default when none is given) and "
+                    "print the allocation. The default method is the fastest one that proves "
+                    f"optimality: {jbba_default} for jbba, {matching_default} for matching "
+                    "(--method dual-ascent for LoLa's Lagrangian dual ascent, which reports its "
+                    "gap to a dual bound).")
+    solve.add_argument("scenario", nargs="?",
+                       help="scenario file (YAML or JSON); the bundled default when omitted")
     solve.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba",
                        help="matching (P1, fixed bandwidth) or jbba (P2, joint bandwidth and "
-                       "blocks); default: jbba")
-    solve.add_argument("--method", help="method name (see 'lola methods'); default: the "
-                       "preferred method for the problem")
+                       "blocks)")
+    solve.add_argument("--method", help="method name (see 'lola methods'); default: "
+                       f"{jbba_default} for jbba, {matching_default} for matching")
     solve.add_argument("--json", action="store_true", help="print one JSON object")
     solve.add_argument("--seed", type=int, default=0, help="seed for randomised methods")
-    solve.add_argument("--time-limit", type=float, metavar="SECONDS",
-                       help="time limit for methods that honour one (milp)")
+    solve.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
+                       help=f"wall-clock limit, for the methods that take one ({takers}); "
+                       "when reached: status feasible with the best proven bound")
 
-    compare = commands.add_parser("compare", help="run every applicable method and compare",
-                                  description="Run every method that applies to the problem on "
-                                  "a scenario and print one table: status, round latency, gap to "
-                                  "the best proven lower bound, change versus each baseline, "
-                                  "solve time.")
-    compare.add_argument("scenario", nargs="?", help="scenario file (YAML or JSON)")
-    compare.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba")
-    compare.add_argument("--methods", help="comma-separated subset of methods")
+    compare = command("compare", help="run every applicable method and compare",
+                      description="Run every method that applies to the problem on a scenario "
+                      "and print one table: status, round latency, gap to the best proven lower "
+                      "bound, reduction versus each baseline, solve time.")
+    compare.add_argument("scenario", nargs="?",
+                         help="scenario file (YAML or JSON); the bundled default when omitted")
+    compare.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba",
+                         help="matching (P1) or jbba (P2)")
+    compare.add_argument("--methods", help="comma-separated subset of methods (default: every "
+                         "available method for the problem)")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
-    compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--time-limit", type=float, metavar="SECONDS")
+    compare.add_argument("--seed", type=int, default=0, help="seed for randomised methods")
+    compare.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
+                         help=f"wall-clock limit for every method that takes one ({takers}); "
+                         "default: none, except "
+                         f"{api.COMPARE_TIME_LIMIT_S:g} s for the outside engines "
+                         f"({', '.join(m.name for m in solvers.METHODS.values() if m.requires and m.takes_time_limit)}); "
+                         "a method that hits it reports feasible with its engine's bound")
 
-    profile = commands.add_parser(
+    profile = command(
         "profile", help="measure block costs of a real LoRA fine-tuning step (needs torch)",
         description="Profile every block of a Hugging Face encoder: FLOPs, latency and peak "
         "memory of real LoRA training steps, one block (layer) at a time. Needs the profile "
@@ -72,60 +135,80 @@ def _build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--hidden-size", type=int, help="override the hidden size")
     profile.add_argument("--intermediate-size", type=int, help="override the FFN size")
     profile.add_argument("--heads", type=int, help="override the number of attention heads")
-    profile.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
-    profile.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")
-    profile.add_argument("--target-modules", help="comma-separated (default: query,value)")
-    profile.add_argument("--batch-size", type=int, default=16)
-    profile.add_argument("--sequence-length", type=int, default=128)
-    profile.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    profile.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    profile.add_argument("--alpha", type=int, default=16, help="LoRA alpha")
+    profile.add_argument("--target-modules", help="comma-separated module names (default: the "
+                         "model's attention query and value projections)")
+    profile.add_argument("--batch-size", type=int, default=16, help="sequences per mini-batch")
+    profile.add_argument("--sequence-length", type=int, default=128, help="tokens per sequence")
+    profile.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                         help="parameter and activation type")
     profile.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     profile.add_argument("--repetitions", type=int, default=5, help="timed steps per block")
     profile.add_argument("--warmup", type=int, default=2, help="untimed steps per block")
-    profile.add_argument("--threads", type=int, help="torch CPU threads")
-    profile.add_argument("--weights", help="local folder of pretrained weights (no download)")
+    profile.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    profile.add_argument("--weights", help="local folder of pretrained weights (no download; "
+                         "default: random weights from the configuration)")
     profile.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    scenario = commands.add_parser("scenario", help="scenario tools")
+    scenario = command("scenario", help="scenario tools")
     scenario_commands = scenario.add_subparsers(dest="scenario_command", metavar="ACTION",
                                                 parser_class=_Parser, required=True)
     generate = scenario_commands.add_parser(
-        "generate", help="write a seeded random scenario",
+        "generate", formatter_class=_HelpFormatter, help="write a seeded random scenario",
         description="Generate a scenario with heterogeneous devices (phone, tablet, laptop, "
         "Jetson) and an urban macro-cell uplink (path loss, Rayleigh fading).")
     generate.add_argument("--devices", type=int, default=20, help="number of devices K")
     generate.add_argument("--profile", default="roberta-base", help="bundled profile or file")
-    generate.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed")
+    generate.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed",
+                          help="uplink rate model")
     generate.add_argument("--bandwidth", type=float, default=20e6, help="total bandwidth, Hz")
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--name", help="scenario name")
+    generate.add_argument("--noise-figure", type=float, default=GENERATOR_NOISE_FIGURE_DB,
+                          metavar="DB", help="base station receiver noise figure, dB (3GPP TR "
+                          "36.814); 0 switches it off")
+    generate.add_argument("--max-spectral-efficiency", type=float, metavar="BIT_PER_S_PER_HZ",
+                          default=GENERATOR_MAX_SPECTRAL_EFFICIENCY,
+                          help="cap of the fixed rate model's spectral efficiency: the top LTE "
+                          "uplink MCS, 256-QAM (3GPP TS 36.213 Table 7.2.3-2); 0 switches it off")
+    generate.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    generate.add_argument("--name", help="scenario name (default: from profile, K and seed)")
     generate.add_argument("-o", "--output", help="file to write (default: standard output)")
 
-    plot = commands.add_parser(
+    plot = command(
         "plot", help="draw a figure (PNG, PDF or SVG)",
         description="Draw one of the figures: profile (costs versus depth), devices, bandwidth, "
         "memory (round latency sweeps over generated scenarios), convergence (dual ascent), "
         "allocation (who trains what), solver-time (log-log timing).")
-    plot.add_argument("kind", choices=FIGURE_KINDS)
-    plot.add_argument("scenario", nargs="?", help="scenario file (allocation, convergence)")
+    plot.add_argument("kind", choices=FIGURE_KINDS, help="which figure")
+    plot.add_argument("scenario", nargs="?", help="scenario file for allocation and convergence "
+                      "(default: the bundled default scenario)")
     plot.add_argument("-o", "--output", help="figure file (default: KIND.png)")
-    plot.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba")
-    plot.add_argument("--method", help="method for allocation / convergence")
-    plot.add_argument("--methods", help="comma-separated methods for sweeps and solver-time")
-    plot.add_argument("--values", help="comma-separated sweep values (K, Hz or memory scale)")
+    plot.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba",
+                      help="matching (P1) or jbba (P2)")
+    plot.add_argument("--method", help="method for allocation (default: the problem's default "
+                      "method) and convergence (dual-ascent, the only one with an iteration "
+                      "history)")
+    plot.add_argument("--methods", help="comma-separated methods for sweeps and solver-time "
+                      "(default: depends on the kind and problem)")
+    plot.add_argument("--values", help="comma-separated sweep values: K for devices, Hz for "
+                      "bandwidth, a memory scale for memory, K = N for solver-time")
     plot.add_argument("--seeds", type=int, default=5, help="seeds per sweep point")
     plot.add_argument("--devices", type=int, default=20, help="K for bandwidth/memory sweeps")
-    plot.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed")
+    plot.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed",
+                      help="uplink rate model of the generated scenarios")
     plot.add_argument("--profiles", default="roberta-base,roberta-large",
                       help="comma-separated profiles (names or files) for 'profile'")
 
-    methods = commands.add_parser("methods", help="list the methods and what they solve")
-    methods.add_argument("--json", action="store_true")
+    methods = command("methods", help="list the methods and what they solve")
+    methods.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
 
 
 def _print_methods(as_json: bool) -> None:
     rows = [{"name": m.name, "problems": list(m.problems), "role": m.role, "exact": m.exact,
-             "available": m.available, "description": m.description}
+             "available": m.available, "default_for": [p for p in m.problems
+                                                       if api.default_method(p) == m.name],
+             "options": list(m.options), "description": m.description}
             for m in solvers.METHODS.values()]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -133,7 +216,10 @@ def _print_methods(as_json: bool) -> None:
     for row in rows:
         flags = ("exact" if row["exact"] else row["role"]) + ("" if row["available"] else
                                                               ", not installed")
-        print(f"{row['name']:<12} {'/'.join(row['problems']):<15} {flags:<10} {row['description']}")
+        if row["default_for"]:
+            flags += ", default"
+        print(f"{row['name']:<12} {'/'.join(row['problems']):<15} {flags:<15} "
+              f"{row['description']}")
 
 
 def _solve(args) -> int:
@@ -149,11 +235,18 @@ def _emit(outcome, as_json: bool, formatter) -> None:
     print(json.dumps(outcome.to_dict(), indent=2) if as_json else formatter(outcome))
 
 
+def _progress(method: str, time_limit_s) -> None:
+    """One line per method on a terminal, so that a long comparison shows what it is doing."""
+    limit = f" (time limit {time_limit_s:g} s)" if time_limit_s is not None else ""
+    print(f"lola: running {method}{limit}", file=sys.stderr, flush=True)
+
+
 def _compare(args) -> int:
     scenario = args.scenario or str(api.default_scenario_path())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     comparison = api.compare(scenario, problem=args.problem, methods=methods, seed=args.seed,
-                             time_limit_s=args.time_limit)
+                             time_limit_s=args.time_limit,
+                             progress=_progress if sys.stderr.isatty() else None)
     _emit(comparison, args.json, format_comparison)
     return EXIT_INFEASIBLE if comparison.status == "infeasible" else EXIT_OK
 
@@ -179,8 +272,8 @@ def _profile(args) -> int:
         document = profiling.profile_model(settings, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"lola: interrupted; {output} not written", file=sys.stderr)
-        return 130
-    except profiling.ProfilingUnavailable as err:
+        return EXIT_INTERRUPTED
+    except (profiling.ProfilingUnavailable, ValueError) as err:
         raise _UsageError(f"lola profile: {err}") from None
     profiling.write_profile(document, output)
     print(profiling.describe(document))
@@ -188,20 +281,38 @@ def _profile(args) -> int:
     return EXIT_OK
 
 
+_GENERATOR_OPTIONS = {"n_devices": "--devices", "noise_figure_db": "--noise-figure",
+                      "max_spectral_efficiency": "--max-spectral-efficiency",
+                      "total_bandwidth_hz": "--bandwidth", "rate_model": "--rate-model"}
+
+
 def _generate(args) -> int:
     from . import generate
     from ._io import atomic_write_text
 
+    channel = {"noise_figure_db": args.noise_figure or None,
+               "max_spectral_efficiency": args.max_spectral_efficiency or None}
     try:
         document = generate.generate_scenario(args.devices, profile=args.profile,
                                               rate_model=args.rate_model,
                                               total_bandwidth_hz=args.bandwidth, seed=args.seed,
-                                              name=args.name)
+                                              name=args.name, **channel)
     except ValueError as err:
-        raise _UsageError(f"lola scenario generate: {err}") from None
+        message = str(err)
+        for keyword, option in _GENERATOR_OPTIONS.items():  # speak in the command's own terms
+            message = message.replace(keyword, option)
+        raise _UsageError(f"lola scenario generate: {message}") from None
     command = (f"lola scenario generate --devices {args.devices} --profile {args.profile} "
                f"--rate-model {args.rate_model} --bandwidth {args.bandwidth:g} --seed {args.seed}")
-    text = generate.to_yaml(document, command=command)
+    if args.noise_figure != GENERATOR_NOISE_FIGURE_DB:
+        command += f" --noise-figure {args.noise_figure:g}"
+    if args.max_spectral_efficiency != GENERATOR_MAX_SPECTRAL_EFFICIENCY:
+        command += f" --max-spectral-efficiency {args.max_spectral_efficiency:g}"
+    text = generate.to_yaml(document, command=command, **channel)
+    warning = generate.feasibility_warning(document)
+    if warning:
+        print(f"lola scenario generate: warning: this scenario has no solution: {warning}",
+              file=sys.stderr)
     if args.output:
         atomic_write_text(args.output, text)
     else:
@@ -244,8 +355,11 @@ def _plot(args) -> int:
                             rate_model=args.rate_model)
         figure = plots.plot_sweep(rows)
     elif kind == "convergence":
-        figure = plots.plot_convergence(api.solve(scenario, problem="jbba",
-                                                  method=args.method or "dual-ascent"))
+        method = args.method or "dual-ascent"
+        if method != "dual-ascent":
+            raise _UsageError(f"lola plot convergence: --method {method}: only dual-ascent has "
+                              "an iteration history to draw")
+        figure = plots.plot_convergence(api.solve(scenario, problem="jbba", method=method))
     elif kind == "allocation":
         result = api.solve(scenario, problem=args.problem, method=args.method)
         if result.round_latency_s is None:
@@ -254,7 +368,7 @@ def _plot(args) -> int:
         figure = plots.plot_allocation(result)
     else:
         sizes = [int(v) for v in numbers(args.values or "10,20,50,100")]
-        default = "dual-ascent,exact" if args.problem == "jbba" else "crunch,bottleneck"
+        default = "exact,dual-ascent" if args.problem == "jbba" else "crunch,bottleneck"
         rows = sweeps.timing(sizes, methods=names(args.methods or default),
                              problem=args.problem, seeds=args.seeds, rate_model=args.rate_model)
         figure = plots.plot_solver_time(rows)
@@ -266,25 +380,31 @@ def _plot(args) -> int:
     return EXIT_OK
 
 
+def _run(args, parser) -> int:
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "methods":
+        _print_methods(args.json)
+        return EXIT_OK
+    if args.command == "compare":
+        return _compare(args)
+    if args.command == "profile":
+        return _profile(args)
+    if args.command == "scenario":
+        return _generate(args)
+    if args.command == "plot":
+        return _plot(args)
+    return _solve(args)
+
+
 def main(argv=None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_USAGE
-        if args.command == "methods":
-            _print_methods(args.json)
-            return EXIT_OK
-        if args.command == "compare":
-            return _compare(args)
-        if args.command == "profile":
-            return _profile(args)
-        if args.command == "scenario":
-            return _generate(args)
-        if args.command == "plot":
-            return _plot(args)
-        return _solve(args)
+        code = _run(args, parser)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return code
     except _UsageError as err:
         print(err, file=sys.stderr)
     except ScenarioError as err:
@@ -293,7 +413,13 @@ def main(argv=None) -> int:
         print(f"lola: {err}", file=sys.stderr)
     except KeyboardInterrupt:
         print("lola: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``lola solve | head -1``): stop quietly, as a Unix tool killed by
+        # SIGPIPE would. Python would otherwise complain again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # 13 = SIGPIPE
     return EXIT_USAGE
 
 

@@ -1,7 +1,9 @@
 """Human-readable tables of results (the CLI's default output)."""
 from __future__ import annotations
 
-__all__ = ["format_result", "format_table"]
+import textwrap
+
+__all__ = ["format_result", "format_table", "format_comparison"]
 
 
 def _seconds(value) -> str:
@@ -32,13 +34,14 @@ def format_result(result) -> str:
     if result.round_latency_s is None:
         return "\n".join(lines)
     server = {pair["device"] for pair in result.assignment} == {"server"}
+    if server:
+        return _format_centralized(result, lines)
     rows = []
     for device in result.devices:
         if not device.blocks and device.bandwidth_hz == 0:
             continue
         slowest = "*" if device.latency_s == result.round_latency_s else ""
-        rows.append([device.name + slowest, ", ".join(device.blocks) or ("(uploads)" if server
-                                                                        else "-"),
+        rows.append([device.name + slowest, ", ".join(device.blocks) or "-",
                      f"{device.bandwidth_hz / 1e6:.3f}", f"{device.compute_s:.4f}",
                      f"{device.upload_s:.4f}", f"{device.latency_s:.4f}",
                      f"{device.memory_bytes / 1e9:.2f}"])
@@ -48,9 +51,29 @@ def format_result(result) -> str:
     notes = []
     if idle:
         notes.append(f"{idle} device(s) idle")
-    notes.append("* sets the round latency")
+    if any(row[0].endswith("*") for row in rows):
+        notes.append("* sets the round latency")
     lines.append("(" + "; ".join(notes) + ")")
     return "\n".join(lines)
+
+
+def _format_centralized(result, lines) -> str:
+    """The reference: devices only upload mini-batches; the server trains every block."""
+    server_s = float(result.extras.get("server_compute_s", 0.0))
+    uploaders = [d for d in result.devices if d.bandwidth_hz > 0]
+    slowest = max((d.upload_s for d in uploaders), default=0.0)
+    rows = [[d.name + ("*" if d.upload_s == slowest else ""), f"{d.bandwidth_hz / 1e6:.3f}",
+             f"{d.upload_s:.4f}"] for d in uploaders]
+    lines += ["", format_table(["uploads a mini-batch", "MHz", "upload s"], rows, "lrr"),
+              f"server trains all {len(result.assignment)} blocks: {server_s:.4f} s",
+              f"(round latency = slowest upload (*) {slowest:.4f} s + server compute "
+              f"{server_s:.4f} s; {len(result.devices) - len(uploaders)} device(s) idle)"]
+    return "\n".join(lines)
+
+
+def _milliseconds(seconds: float) -> str:
+    milliseconds = 1e3 * seconds
+    return f"{milliseconds:.3g}" if milliseconds < 1000 else f"{milliseconds:.0f}"
 
 
 def _percent(value) -> str:
@@ -59,22 +82,35 @@ def _percent(value) -> str:
 
 def format_comparison(comparison) -> str:
     baselines = [b.method for b in comparison.baselines]
-    headers = (["method", "status", "latency s", "gap to bound", "time ms"]
+    headers = (["method", "status", "latency s", "gap to bound", "time ms", "time limit"]
                + [f"vs {name}" for name in baselines])
     rows = []
     for result in comparison.results:
         reductions = comparison.reductions(result)
         latency = "-" if result.round_latency_s is None else f"{result.round_latency_s:.4f}"
+        limit = comparison.time_limits.get(result.method)
         rows.append([result.method, result.status, latency,
                      _percent(comparison.gap_to_bound(result)),
-                     f"{result.solve_time_s * 1e3:.3g}"]
-                    + [_percent(-reductions[b]) if b in reductions else "-" for b in baselines])
+                     _milliseconds(result.solve_time_s), "-" if limit is None else f"{limit:g} s"]
+                    + [_percent(reductions[b]) if b in reductions else "-" for b in baselines])
     bound = comparison.best_lower_bound_s
     lines = [f"scenario {comparison.scenario}  problem {comparison.problem}  best proven lower "
              f"bound {_seconds(bound)}", "",
-             format_table(headers, rows, "ll" + "r" * (len(headers) - 2)), "",
-             "gap to bound: latency over the best proven lower bound; vs X: latency change "
-             "relative to baseline X (negative is faster)"]
+             format_table(headers, rows, "ll" + "r" * (len(headers) - 2)), ""]
+    lines += textwrap.wrap(
+        "gap to bound: latency / best proven lower bound - 1; vs X: reduction of the round "
+        "latency against baseline X, 1 - latency / latency of X (positive is faster; the JSON's "
+        "reduction_vs)", 100)
+    reasons = {}
+    for result in comparison.results:
+        if result.round_latency_s is None and result.message:
+            reasons.setdefault(result.message, []).append(result.method)
+    for reason, methods in reasons.items():
+        lines.append(f"infeasible ({', '.join(methods)}): {reason}")
+    for result in comparison.results:
+        if result.status == "feasible" and comparison.time_limits.get(result.method) is not None \
+                and "time limit" in result.message:
+            lines.append(f"{result.method}: {result.message}")
     for method, reason in comparison.skipped:
         lines.append(f"skipped {method}: {reason}")
     return "\n".join(lines)

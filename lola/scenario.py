@@ -17,6 +17,7 @@ Examples
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -217,9 +218,12 @@ class _Checker:
                 self.fail(key, f"keys must be strings, got {_show(name)}")
         unknown = [name for name in value if name not in required and name not in optional]
         if unknown:
-            allowed = ", ".join(sorted((*required, *optional)))
+            known = sorted({*required, *optional})
+            close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             name = unknown[0] if unknown[0].isidentifier() else repr(unknown[0])
-            self.fail(f"{key}.{name}" if key else name, f"unknown key (allowed here: {allowed})")
+            self.fail(f"{key}.{name}" if key else name,
+                      f"unknown key ({hint}allowed here: {', '.join(known)})")
         for name in required:
             if name not in value:
                 self.fail(f"{key}.{name}" if key else name, "missing required key")
@@ -301,7 +305,11 @@ def _parse_model(check, raw, base_dir):
     except ScenarioError as err:
         if err.source is None:
             err.source, err.key = check.source, "model.profile"
-        raise
+            raise
+        # The profile file itself is at fault: name it, and the scenario key that points to it.
+        where = ": ".join(part for part in (err.source, err.key) if part)
+        raise ScenarioError(f"profile {where}: {err.reason}", key="model.profile",
+                            source=check.source) from None
     blocks = tuple(Block(b.name, b.flops, b.memory_bytes, b.params, b.depth, bits)
                    for b in profile.blocks)
     return Model(blocks, bits, batch, profile=name, profile_info=profile.info)

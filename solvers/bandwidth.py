@@ -22,7 +22,6 @@ sum_k b_k(T) <= B, found by bisection on T (:func:`optimal_split`).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import lambertw
 
 from .model import LN2
 
@@ -46,6 +45,8 @@ def shannon_bandwidth_for_rate(rate_bps, snr_hz):
     if not reachable.any():
         return result
     sr, a, rate = s[reachable], snr_hz[reachable], rate_bps[reachable]
+    from scipy.special import lambertw  # here: scipy's import is slow, shannon only
+
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         x = -np.real(lambertw(-sr * np.exp(-sr), k=-1)) / sr - 1.0
         near_ceiling = (1.0 - sr < 1e-4) | ~np.isfinite(x) | (x <= 0)

@@ -11,7 +11,6 @@ a device per block, or None when no assignment over allowed pairs exists.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .bottleneck import perfect_matching
 
@@ -26,6 +25,8 @@ def min_cost_matching(cost: np.ndarray) -> np.ndarray | None:
     if cost.shape[0] < cost.shape[1]:  # scipy would assign only K of the N blocks
         return None
     try:
+        from scipy.optimize import linear_sum_assignment  # here: a slow import
+
         rows, cols = linear_sum_assignment(cost.T)
     except ValueError:  # scipy: "cost matrix is infeasible"
         return None

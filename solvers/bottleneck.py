@@ -15,8 +15,6 @@ bisection over the sorted distinct finite entries, with a maximum bipartite matc
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
 
 __all__ = ["bottleneck_assignment", "perfect_matching"]
 
@@ -31,6 +29,9 @@ def perfect_matching(allowed: np.ndarray) -> np.ndarray | None:
         return np.zeros(0, dtype=np.int64)
     if n_rows < n_cols:
         return None
+    from scipy.sparse import csr_matrix  # here: scipy's imports are slow
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
     graph = csr_matrix(allowed.T.astype(np.int8))  # rows: columns of ``allowed``
     match = maximum_bipartite_matching(graph, perm_type="column")
     if np.any(match < 0):

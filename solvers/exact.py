@@ -20,6 +20,8 @@ optimal bandwidth split: two independent exact references.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from . import brute
@@ -29,7 +31,7 @@ from .common import assignment_result
 from .matching import check_milp_size, solve_crunch
 from .milp import milp_assignment
 from .model import Instance
-from .result import SolverResult, Status
+from .result import SolverFailure, SolverResult, Status
 
 __all__ = ["bandwidth_matrix", "solve_exact", "solve_milp_jbba", "solve_brute_jbba",
            "equal_share_start"]
@@ -65,73 +67,125 @@ def _split_result(instance, assignment, block_bandwidth, status, **kwargs):
     return assignment_result(instance, assignment, bandwidth, status, **kwargs)
 
 
-def _bisect(instance: Instance, min_total, *, rtol):
-    """Bisection on T with ``min_total(T) -> (total, assignment)``; see the module docstring."""
+class _Bisection:
+    """Where a bisection on T stopped: the feasible end ``hi`` with its ``assignment``, the
+    proven infeasible end ``lo``, the number of probes, and why it stopped early (or "")."""
+
+    def __init__(self, assignment, hi, lo, steps, stopped=""):
+        self.assignment, self.hi, self.lo, self.steps, self.stopped = (
+            assignment, hi, lo, steps, stopped)
+
+
+def _deadline(time_limit_s):
+    return None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
+
+
+def _bisect(instance: Instance, min_total, *, rtol, deadline=None):
+    """Bisection on T with ``min_total(T, deadline) -> (total, assignment, proven)``.
+
+    ``proven`` says whether ``total`` is the true minimum (False when a MILP probe stopped at
+    its time limit: its ``total`` is then only an upper bound, enough to prove T feasible but
+    not infeasible). With a ``deadline`` the bisection stops when it passes, or when a probe can
+    decide nothing, keeping the interval proven so far; see the module docstring.
+    """
     start = equal_share_start(instance)
     if start is None:
         return None
     assignment, hi, _ = start
     if not np.isfinite(hi):  # the equal-share start already overflows: no finite latency
         return None
-    total, best = min_total(hi)
-    if best is None or total > instance.total_bandwidth_hz:  # rounding at the start point
+    budget = instance.total_bandwidth_hz
+    total, best, _ = min_total(hi, deadline)
+    if best is None or total > budget:  # rounding at the start point
         hi *= 1 + 1e-9
-        total, best = min_total(hi)
-        if best is None:
+        total, best, _ = min_total(hi, deadline)
+        if best is None or total > budget:
             best = assignment
     # No assignment finishes before its slowest compute: a valid infeasible end.
     lo = 0.0
     steps = 0
     while hi - lo > rtol * hi:
+        if deadline is not None and time.perf_counter() >= deadline:
+            return _Bisection(best, hi, lo, steps, "time limit reached")
         mid = 0.5 * (lo + hi) if lo > 0 else hi / 2
-        total, candidate = min_total(mid)
+        total, candidate, proven = min_total(mid, deadline)
         steps += 1
-        if candidate is not None and total <= instance.total_bandwidth_hz:
+        if candidate is not None and total <= budget:
             hi, best = mid, candidate
-        else:
+        elif proven:
             lo = mid
-    return best, hi, lo, steps
+        else:
+            return _Bisection(best, hi, lo, steps, "time limit reached inside a probe")
+    return _Bisection(best, hi, lo, steps)
 
 
 def _hungarian_total(instance):
-    def min_total(target):
+    def min_total(target, deadline=None):
         need = bandwidth_matrix(instance, target)
         assignment = min_cost_matching(need)
         if assignment is None:
-            return np.inf, None
-        return float(need[assignment, np.arange(instance.n_blocks)].sum()), assignment
+            return np.inf, None, True
+        return float(need[assignment, np.arange(instance.n_blocks)].sum()), assignment, True
     return min_total
 
 
 def _finish(instance, bisection, method_note=""):
     if bisection is None:
         return SolverResult.infeasible()
-    assignment, hi, lo, steps = bisection
-    need = bandwidth_matrix(instance, hi)[assignment, np.arange(instance.n_blocks)]
-    if not need.sum() <= instance.total_bandwidth_hz:  # cannot happen by construction
-        raise AssertionError("bisection ended on an infeasible target")
-    return _split_result(instance, assignment, need, Status.OPTIMAL, lower_bound_s=lo,
-                         message=method_note, bisection_steps=steps)
+    need = bandwidth_matrix(instance, bisection.hi)[bisection.assignment,
+                                                    np.arange(instance.n_blocks)]
+    if not need.sum() <= instance.total_bandwidth_hz:  # the equal-share start, kept on rounding
+        latency, split = optimal_split(instance, bisection.assignment[None, :])
+        need = split[0]
+    status = Status.FEASIBLE if bisection.stopped else Status.OPTIMAL
+    message = method_note
+    if bisection.stopped:
+        message = (f"{bisection.stopped} after {bisection.steps} bisection steps; the proven "
+                   "infeasible end of the interval is the lower bound")
+    return _split_result(instance, bisection.assignment, need, status,
+                         lower_bound_s=bisection.lo, message=message,
+                         bisection_steps=bisection.steps)
 
 
-def solve_exact(instance: Instance, *, rtol=1e-9, **_) -> SolverResult:
-    """Exact P2 by bisection on T with a Hungarian min-total-bandwidth test (module docstring)."""
-    return _finish(instance, _bisect(instance, _hungarian_total(instance), rtol=rtol))
+def solve_exact(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
+    """Exact P2 by bisection on T with a Hungarian min-total-bandwidth test (module docstring).
+
+    With ``time_limit_s`` it stops bisecting when the time is up and reports ``feasible`` with
+    the interval proven so far (the allocation at its feasible end, its infeasible end as the
+    lower bound).
+    """
+    return _finish(instance, _bisect(instance, _hungarian_total(instance), rtol=rtol,
+                                     deadline=_deadline(time_limit_s)))
 
 
 def solve_milp_jbba(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
-    """Exact P2 by the same bisection, each min-total-bandwidth assignment a cvxpy/HiGHS MILP."""
+    """Exact P2 by the same bisection, each min-total-bandwidth assignment a cvxpy/HiGHS MILP.
+
+    ``time_limit_s`` bounds the whole bisection: each MILP gets the time that is left, a probe
+    stopped by it still proves its target feasible when its incumbent fits in B, or infeasible
+    when HiGHS's bound exceeds B; otherwise the bisection stops with the interval proven so far.
+    """
     check_milp_size(int(instance.memory_feasible().sum()), time_limit_s)
-    def min_total(target):
+    deadline = _deadline(time_limit_s)
+    budget = instance.total_bandwidth_hz
+
+    def min_total(target, deadline=None):
         need = bandwidth_matrix(instance, target)
         if not np.isfinite(need).any(axis=0).all():
-            return np.inf, None
-        outcome = milp_assignment(need, objective="sum", time_limit_s=time_limit_s)
+            return np.inf, None, True
+        left = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+        try:
+            outcome = milp_assignment(need, objective="sum", time_limit_s=left)
+        except SolverFailure:
+            if deadline is None:
+                raise
+            return np.inf, None, False  # stopped with no incumbent: decides nothing
         if outcome.infeasible:
-            return np.inf, None
-        return float(need[outcome.assignment, np.arange(instance.n_blocks)].sum()), \
-            outcome.assignment
-    return _finish(instance, _bisect(instance, min_total, rtol=rtol))
+            return np.inf, None, True
+        total = float(need[outcome.assignment, np.arange(instance.n_blocks)].sum())
+        proven = outcome.proven or (outcome.bound is not None and outcome.bound > budget)
+        return total, outcome.assignment, proven
+    return _finish(instance, _bisect(instance, min_total, rtol=rtol, deadline=deadline))
 
 
 def solve_brute_jbba(instance: Instance, *, max_assignments=20_000, **_) -> SolverResult:

@@ -43,6 +43,8 @@ improved for ``stall_iterations``, or when theta falls below ``min_theta``.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .bandwidth import optimal_split
@@ -104,8 +106,14 @@ def bandwidth_subproblem(weight, lam, *, rate_model, spectral_efficiency=None, s
 
 def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1e-4,
                       patience=15, min_theta=1e-4, stall_iterations=60, repair=True,
-                      seed=0, **_) -> SolverResult:
-    """LoLa's dual ascent for P2 (module docstring). ``history`` records every iteration."""
+                      time_limit_s=None, **_) -> SolverResult:
+    """LoLa's dual ascent for P2 (module docstring). ``history`` records every iteration.
+
+    ``time_limit_s`` stops the iterations when the time is up (the incumbent and the best dual
+    bound so far are returned).
+    """
+    deadline = None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
+    stopped = ""
     start = equal_share_start(instance)
     if start is None:
         return SolverResult.infeasible()
@@ -195,6 +203,9 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
                         "best_dual_s": lower, "gap": gap, "step": step, "theta": theta})
         if gap <= gap_tolerance:
             break
+        if deadline is not None and time.perf_counter() >= deadline:
+            stopped = f"time limit of {time_limit_s:g} s reached; "
+            break
         if iteration - last_improvement >= stall_iterations:
             break
         if stale >= patience:
@@ -208,6 +219,6 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
     result = _split_result(instance, best_assignment, best_bandwidth, status,
                            lower_bound_s=lower, iterations=len(history), history=history)
     if history:
-        result.message = (f"{len(history)} iterations, relative gap to the dual bound "
+        result.message = (f"{stopped}{len(history)} iterations, relative gap to the dual bound "
                           f"{history[-1]['gap']:.2e}")
     return result

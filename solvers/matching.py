@@ -98,6 +98,7 @@ def _baseline(matcher):
         return assignment_result(instance, assignment,
                                  device_bandwidth(instance, assignment, bandwidth_hz), Status.FEASIBLE)
     solve.__doc__ = f"Baseline: {matcher.__name__} at the given bandwidths."
+    solve.__wrapped__ = matcher  # its options are the matcher's (see registry.Method.options)
     return solve
 
 

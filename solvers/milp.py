@@ -16,7 +16,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 
 from .result import SolverFailure
 
@@ -55,6 +54,7 @@ def milp_assignment(cost: np.ndarray, *, objective: str, time_limit_s=None) -> M
     when HiGHS stops (time limit) without a checked incumbent.
     """
     import cvxpy as cp
+    import scipy.sparse as sp
 
     cost = np.asarray(cost, dtype=float)
     n_devices, n_blocks = cost.shape

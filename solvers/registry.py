@@ -7,16 +7,22 @@ from those flags, never listed by hand.
 >>> [m.name for m in methods_for("matching")][:2]
 ['crunch', 'bottleneck']
 >>> [m.name for m in methods_for("jbba")][:2]
-['dual-ascent', 'exact']
+['exact', 'dual-ascent']
+>>> get_method("dual-ascent", "jbba").options
+('max_iterations', 'gap_tolerance', 'patience', 'min_theta', 'stall_iterations', 'repair', 'time_limit_s')
+>>> get_method("exact", "jbba").takes_time_limit, get_method("crunch", "matching").takes_time_limit
+(True, False)
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
 from . import exact, jbba, matching
+from .scip import solve_scip
 from .model import Instance
 from .result import SolverInputError, SolverResult
 
@@ -40,6 +46,9 @@ class Method:
     exact: bool
     description: str
     requires: tuple = field(default=())
+    # Imported before a solve is timed (the solvers import them lazily, so that the command
+    # line starts fast): a reported solve time never includes a library's import.
+    imports: tuple = field(default=("scipy.optimize", "scipy.sparse.csgraph", "scipy.special"))
 
     @property
     def problems(self) -> tuple:
@@ -49,6 +58,38 @@ class Method:
     def available(self) -> bool:
         return all(_installed(module) for module in self.requires)
 
+    @property
+    def options(self) -> tuple:
+        """The keyword options the method takes, read from its solvers' signatures (in order)."""
+        names = []
+        for solve in self.solvers.values():
+            names += [name for name in _keyword_options(solve) if name not in names]
+        return tuple(names)
+
+    def load(self) -> None:
+        """Import the libraries the method uses, so that timing it times the method alone."""
+        for module in self.imports + self.requires:
+            importlib.import_module(module)
+
+    @property
+    def takes_time_limit(self) -> bool:
+        return "time_limit_s" in self.options
+
+    @property
+    def takes_seed(self) -> bool:
+        return "seed" in self.options
+
+
+_NOT_OPTIONS = {"instance", "bandwidth_hz", "latency"}  # the data a solver is called with
+
+
+def _keyword_options(solve: Callable) -> list:
+    """Parameters with a default (following ``__wrapped__``), less the data it is called with."""
+    parameters = inspect.signature(solve, follow_wrapped=True).parameters.values()
+    return [p.name for p in parameters
+            if p.default is not inspect.Parameter.empty and p.name not in _NOT_OPTIONS
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
 
 @functools.lru_cache(maxsize=None)
 def _installed(module: str) -> bool:
@@ -57,19 +98,22 @@ def _installed(module: str) -> bool:
 
 def _at_fixed(solve: Callable) -> Callable:
     """P1: the bandwidths are the fixed ones of the instance."""
-    return lambda instance, **options: solve(instance, instance.matching_bandwidth(), **options)
+    @functools.wraps(solve)
+    def at_fixed(instance, **options):
+        return solve(instance, instance.matching_bandwidth(), **options)
+    return at_fixed
 
 
 def _at_equal_share(solve: Callable) -> Callable:
     """P2 baselines: every involved device gets B / N."""
-    return lambda instance, **options: solve(instance, instance.equal_bandwidth(), **options)
+    @functools.wraps(solve)
+    def at_equal_share(instance, **options):
+        return solve(instance, instance.equal_bandwidth(), **options)
+    return at_equal_share
 
 
-def _scip(instance, **options):
-    from .scip import solve_scip  # imports pyscipopt: only when asked for
-    return solve_scip(instance, **options)
-
-
+# In preference order: for each problem the first available exact method is the default (the
+# fastest one that proves optimality), so the order below is part of the behaviour.
 METHODS: dict[str, Method] = {}
 
 
@@ -78,19 +122,19 @@ def register(method: Method) -> Method:
     return method
 
 
-register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
-                "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step"))
 register(Method("crunch", {"matching": _at_fixed(matching.solve_crunch)}, "lola", True,
-                "CRUNCH: exact threshold matching exploiting monotone depth costs"))
+                "CRUNCH: exact threshold matching exploiting monotone depth costs", imports=()))
 register(Method("bottleneck", {"matching": _at_fixed(matching.solve_bottleneck)}, "exact", True,
                 "general bottleneck assignment (threshold bisection + Hopcroft-Karp)"))
 register(Method("exact", {"jbba": exact.solve_exact}, "exact", True,
                 "exact JBBA: bisection on latency, min-total-bandwidth Hungarian test"))
+register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
+                "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step"))
 register(Method("milp", {"matching": _at_fixed(matching.solve_milp),
                          "jbba": exact.solve_milp_jbba}, "exact", True,
                 "MILP through cvxpy and HiGHS (JBBA: bisection of MILP feasibility tests)",
                 requires=("cvxpy", "highspy")))
-register(Method("scip", {"jbba": _scip}, "exact", True,
+register(Method("scip", {"jbba": solve_scip}, "exact", True,
                 "second opinion: P2 as one MISOCP in SCIP (fixed rate model)",
                 requires=("pyscipopt",)))
 register(Method("brute", {"matching": _at_fixed(matching.solve_brute),

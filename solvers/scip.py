@@ -18,6 +18,11 @@ reported numbers. Needs the ``scip`` extra (``pip install pyscipopt``).
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
+
 import numpy as np
 
 from .bandwidth import optimal_split
@@ -26,6 +31,34 @@ from .model import Instance
 from .result import SolverFailure, SolverInputError, SolverResult, Status
 
 __all__ = ["solve_scip"]
+
+
+@contextlib.contextmanager
+def _c_stdout_silenced():
+    """Send the process's C-level standard output to /dev/null for the duration.
+
+    SCIP answers Ctrl-C by ``printf``-ing "pressed CTRL-C 1 times ..." whatever its verbosity;
+    without this, an interrupted command would leave that line on the user's standard output.
+    """
+    try:
+        stdout_fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real file behind sys.stdout (notebooks)
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(stdout_fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stdout_fd)
+        yield
+    finally:
+        try:
+            ctypes.CDLL(None).fflush(None)  # empty C's buffer into /dev/null, not the terminal
+        except (OSError, AttributeError):
+            pass
+        os.dup2(saved, stdout_fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
@@ -67,8 +100,11 @@ def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
             model.addCons(quicksum(mine) <= 1)
     model.addCons(quicksum(b.values()) <= 1)
     model.setObjective(latency, "minimize")
-    model.optimize()
+    with _c_stdout_silenced():
+        model.optimize()
     status = model.getStatus()
+    if status == "userinterrupt":  # SCIP catches Ctrl-C itself; hand it back to the caller
+        raise KeyboardInterrupt
     if status == "infeasible":
         return SolverResult.infeasible("SCIP proved no allocation beats the equal-share start")
     if model.getNSols() == 0:
@@ -84,5 +120,7 @@ def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
                            Status.OPTIMAL if status == "optimal" else Status.FEASIBLE,
                            lower_bound_s=bound * (1 - 1e-6))  # SCIP's tolerance
     if status != "optimal":
-        result.message = f"SCIP stopped ({status}); its dual bound is the lower bound"
+        reason = (f"time limit of {time_limit_s:g} s reached" if status == "timelimit"
+                  else f"SCIP stopped ({status})")
+        result.message = f"{reason}; SCIP's dual bound is the lower bound"
     return result

@@ -109,7 +109,7 @@ def test_real_process_never_prints_a_traceback(tmp_path):
 def test_methods_listing(capsys):
     code, out, _ = run(["methods", "--json"], capsys)
     names = [m["name"] for m in json.loads(out)]
-    assert code == 0 and names[:3] == ["dual-ascent", "crunch", "bottleneck"] and "min-sum" in names
+    assert code == 0 and names[:4] == ["crunch", "bottleneck", "exact", "dual-ascent"] and "min-sum" in names
 
 
 def test_compare_table_and_json(capsys, write_json, good_scenario):

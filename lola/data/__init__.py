@@ -1,0 +1,1 @@
+"""Bundled data: the default scenario (``default.yaml``)."""
