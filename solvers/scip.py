@@ -108,7 +108,10 @@ def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
     if status == "infeasible":
         return SolverResult.infeasible("SCIP proved no allocation beats the equal-share start")
     if model.getNSols() == 0:
-        raise SolverFailure(f"SCIP stopped ({status}) without a feasible allocation")
+        reason = (f"the time limit of {time_limit_s:g} s" if status == "timelimit"
+                  else f"status {status}")
+        raise SolverFailure(f"SCIP stopped at {reason} without a feasible allocation; raise "
+                            "--time-limit or use exact, which scales")
     solution = model.getBestSol()
     assignment = np.empty(instance.n_blocks, dtype=np.int64)
     for (k, n), variable in x.items():
