@@ -1,0 +1,94 @@
+"""The README's examples run as written: its scenario files, its Python and its commands.
+
+The fenced blocks are taken from README.md itself: a ``yaml`` block whose first line is
+``# NAME.yaml`` is written to NAME.yaml in a fresh folder, every ``python`` block runs there, and
+every ``lola ...`` line of the ``sh`` blocks runs there too, except the few listed in
+``NOT_RUN`` with the reason. A command the README gains is run by this test without editing it.
+"""
+import importlib.util
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lola
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
+
+# Commands shown but not run here, and why. Set-up lines (make, pip, the benchmark suite) are
+# not LoLa commands and are not run either.
+NOT_RUN = {
+    "lola profile roberta-base -o my-roberta.json": "profiles the full model: minutes to hours",
+}
+SET_UP = ("make ", "pip install", "python -m benchmarks")
+
+
+def _blocks(kind):
+    return [body for language, body in FENCE.findall(README.read_text()) if language == kind]
+
+
+def _commands():
+    """Every command line of the sh blocks, continuations joined and comments dropped."""
+    commands = []
+    for body in _blocks("sh"):
+        for line in body.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                commands.append(" ".join(words))
+    return commands
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    for body in _blocks("yaml"):
+        first = body.splitlines()[0]
+        if re.fullmatch(r"# [\w.-]+\.ya?ml", first):
+            (tmp_path / first[2:]).write_text(body)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_readme_has_examples_of_every_kind():
+    assert len(_blocks("python")) >= 1 and len(_blocks("yaml")) >= 1
+    assert sum(c.startswith("lola ") for c in _commands()) >= 5
+
+
+def test_named_scenarios_load_and_solve(folder):
+    scenarios = sorted(folder.glob("*.yaml"))
+    assert [p.name for p in scenarios] == ["lab.yaml"]
+    for path in scenarios:
+        scenario = lola.load_scenario(path)
+        for problem in ("jbba", "matching"):
+            result = lola.solve(scenario, problem=problem)
+            assert result.status == "optimal", result.message
+
+
+def test_python_examples_run_and_show_solved_allocations(folder):
+    for code in _blocks("python"):
+        process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 timeout=300)
+        assert process.returncode == 0, process.stderr
+        assert "infeasible" not in process.stdout and "optimal" in process.stdout
+        assert "->" in process.stdout  # the assignment is printed
+
+
+@pytest.mark.parametrize("command", [c for c in _commands() if c.startswith("lola ")])
+def test_commands_run_as_written(command, folder):
+    if command in NOT_RUN:
+        pytest.skip(NOT_RUN[command])
+    if command.startswith("lola profile") and importlib.util.find_spec("torch") is None:
+        pytest.skip("the profile extra is not installed")
+    process = subprocess.run([sys.executable, "-m", "lola.cli", *shlex.split(command)[1:]],
+                             capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr
+    assert "infeasible" not in process.stdout
+    assert "Traceback" not in process.stderr
+
+
+def test_every_other_command_is_set_up():
+    others = [c for c in _commands() if not c.startswith("lola ")]
+    assert all(c.startswith(SET_UP) for c in others), others
