@@ -322,7 +322,7 @@ def _generate(args) -> int:
 
 _SWEEP_DEFAULTS = {"devices": "12,16,20,30,40", "bandwidth": "2e6,5e6,1e7,2e7,5e7",
                    "memory": "0.4,0.6,0.8,1.0,1.5"}
-_SWEEP_METHODS = {"jbba": "dual-ascent,greedy,min-sum,random",
+_SWEEP_METHODS = {"jbba": "exact,dual-ascent,greedy,min-sum,random",
                   "matching": "crunch,greedy,min-sum,random"}
 
 

@@ -1,15 +1,87 @@
-"""Every figure kind renders, and the plotted data are the results they came from."""
+"""Every figure kind renders, the plotted data are the results they came from, and each figure
+is one a reader can use: readable text, legends off the data, ticks apart, units on the axes."""
+import dataclasses
+import itertools
+import json
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
+from scipy import stats
 
 import lola
 from lola import cli, plots, sweeps
 
 
+@pytest.fixture(autouse=True)
+def no_open_figures():
+    plt.close("all")
+    yield
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def jbba_result():
     return lola.solve(lola.default_scenario(), problem="jbba", method="dual-ascent")
+
+
+def _rows(parameter, latencies):
+    """Sweep rows from {method: {value: [latency or None per seed]}}."""
+    return [{"parameter": parameter, "value": value, "seed": seed, "method": method,
+             "status": "infeasible" if latency is None else "optimal",
+             "round_latency_s": latency, "solve_time_s": 0.001}
+            for method, by_value in latencies.items() for value, seeds in by_value.items()
+            for seed, latency in enumerate(seeds)]
+
+
+def _drawn(figure):
+    figure.canvas.draw()
+    return figure.canvas.get_renderer()
+
+
+def _legends(figure):
+    return [legend for legend in figure.legends + [ax.get_legend() for ax in figure.axes]
+            if legend is not None]
+
+
+def _tick_labels(axis, renderer):
+    return [(label.get_text(), label.get_window_extent(renderer))
+            for label in axis.get_ticklabels() if label.get_visible() and label.get_text()]
+
+
+def assert_publishable(figure):
+    """No text under 9 pt, no two tick labels of an axis overlapping, no legend over an axes'
+    data area, every data axis labelled."""
+    renderer = _drawn(figure)
+    small = {t.get_text(): t.get_fontsize() for t in figure.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and t.get_fontsize() < 9}
+    assert not small, small
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = _tick_labels(axis, renderer)
+            for (text_a, box_a), (text_b, box_b) in itertools.combinations(labels, 2):
+                assert not box_a.overlaps(box_b), (text_a, text_b)
+        for axis, label in ((ax.xaxis, ax.get_xlabel()), (ax.yaxis, ax.get_ylabel())):
+            if ax.has_data() and axis.get_visible() and _tick_labels(axis, renderer):
+                assert label, f"an axis of {ax.get_title()!r} has ticks but no label"
+    for legend in _legends(figure):
+        box = legend.get_window_extent(renderer)
+        for ax in figure.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), legend.get_texts()
+
+
+def test_figures_are_pyplot_figures_so_that_a_kernel_shows_them(jbba_result):
+    figure = plots.plot_allocation(jbba_result)
+    assert plt.fignum_exists(figure.number)  # pyplot manages it, the inline backend shows it
+
+
+def test_save_writes_and_closes_the_figure(jbba_result, tmp_path):
+    figure = plots.plot_allocation(jbba_result)
+    path = plots.save(figure, tmp_path / "allocation.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.get_fignums()
 
 
 def test_allocation_bars_sum_to_each_devices_latency(jbba_result, tmp_path):
@@ -19,7 +91,9 @@ def test_allocation_bars_sum_to_each_devices_latency(jbba_result, tmp_path):
     n = len(jbba_result.assignment)
     heights = np.array([bar.get_height() for bar in bars])
     stacked = heights[:n] + heights[n:2 * n]
-    busy = [d for d in jbba_result.devices if d.blocks]
+    depth = {pair["block"]: i + 1 for i, pair in enumerate(jbba_result.assignment)}
+    busy = sorted((d for d in jbba_result.devices if d.blocks),
+                  key=lambda d: max(depth[b] for b in d.blocks))
     np.testing.assert_allclose(stacked, [d.latency_s for d in busy], rtol=1e-9)
     line = [l for l in ax.get_lines() if "round latency" in l.get_label()][0]
     assert line.get_ydata()[0] == jbba_result.round_latency_s
@@ -27,13 +101,48 @@ def test_allocation_bars_sum_to_each_devices_latency(jbba_result, tmp_path):
     assert path.stat().st_size > 10_000
 
 
-def test_convergence_plots_the_history(jbba_result):
+def test_allocation_orders_bars_by_block_depth_and_is_readable(jbba_result):
+    figure = plots.plot_allocation(jbba_result)
+    ax = figure.axes[0]
+    depth = {pair["block"]: i + 1 for i, pair in enumerate(jbba_result.assignment)}
+    block_of = {d.name: d.blocks[-1] for d in jbba_result.devices if d.blocks}
+    names = [label.get_text() for label in ax.get_xticklabels()]
+    assert sorted(names) == sorted(block_of)
+    assert [depth[block_of[name]] for name in names] == list(range(1, len(names) + 1))
+    assert "depth" in ax.get_xlabel() and "device" in ax.get_xlabel()
+    annotations = [t for t in ax.texts if "MHz" in t.get_text()]
+    assert len(annotations) == len(names)
+    assert all(t.get_fontsize() >= 9 for t in annotations)
+    for name, annotation in zip(names, annotations):  # each bar carries its own block
+        assert annotation.get_text().startswith(block_of[name])
+    renderer = _drawn(figure)
+    legend = ax.get_legend() or figure.legends[0]
+    box = legend.get_window_extent(renderer)
+    bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_width() < 1]
+    assert not any(box.overlaps(bar.get_window_extent(renderer)) for bar in bars)
+    assert not any(box.overlaps(t.get_window_extent(renderer)) for t in annotations)
+    assert_publishable(figure)
+
+
+def test_convergence_plots_the_history_with_both_dual_curves_visible(jbba_result):
     figure = plots.plot_convergence(jbba_result)
-    primal = figure.axes[0].get_lines()[0].get_ydata()
+    ax = figure.axes[0]
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    primal = lines["best feasible latency (primal)"].get_ydata()
     assert list(primal) == [h["primal_s"] for h in jbba_result.history]
-    with pytest.raises(ValueError, match="no iteration history"):
-        plots.plot_convergence(lola.solve(lola.default_scenario(), problem="jbba",
-                                          method="exact"))
+    bound, dual = lines["best dual bound"], lines["dual value of the iteration"]
+    assert list(dual.get_ydata()) == [h["dual_s"] for h in jbba_result.history]
+    # the per-iteration dual value is drawn as markers above the bound it often equals
+    assert dual.get_zorder() > bound.get_zorder() and dual.get_marker() not in ("", "None")
+    assert dual.get_linestyle() == "None" and dual.get_color() != bound.get_color()
+    assert_publishable(figure)
+
+
+def test_convergence_refuses_a_result_without_history():
+    exact = lola.solve(lola.default_scenario(), problem="jbba", method="exact")
+    assert not exact.history
+    with pytest.raises(ValueError, match="convergence is drawn for dual-ascent only.*'exact'"):
+        plots.plot_convergence(exact)
 
 
 def test_profile_figure_shows_depth_curves(tmp_path):
@@ -43,8 +152,44 @@ def test_profile_figure_shows_depth_curves(tmp_path):
     assert list(flops_ax.get_lines()[0].get_ydata()) == [b.flops / 1e12 for b in base.blocks]
     assert list(memory_ax.get_lines()[0].get_ydata()) == [b.memory_bytes / 1e9
                                                           for b in base.blocks]
-    assert latency_ax.get_ylabel() == "measured step latency (s)"
+    assert latency_ax.get_ylabel().startswith("step latency (s")
+    assert_publishable(figure)
     assert plots.save(figure, tmp_path / "profile.svg").read_text().startswith("<?xml")
+
+
+def _figure_text(figure):
+    return " ".join(t.get_text() for t in figure.findobj(Text))
+
+
+def test_profile_figure_says_where_the_latency_was_measured():
+    figure = plots.plot_profile(["roberta-base"])
+    document = json.loads(open(lola.profiles.load_profile("roberta-base").source).read())
+    measurement = document["measurement"]
+    threads = measurement["host"]["threads"]
+    text = _figure_text(figure)
+    assert measurement["device"] == "cpu" and "CPU" in text
+    assert f"{threads} thread" in text and measurement["host"]["cpu"] in text
+    assert "measured" in figure.axes[1].get_title()
+    assert f"median of {measurement['repetitions']} steps" in text
+
+
+def test_profile_figure_reads_the_host_from_the_profile_file(tmp_path):
+    document = json.loads(open(lola.profiles.load_profile("roberta-base").source).read())
+    document["measurement"]["device"] = "cuda"
+    document["measurement"]["host"]["threads"] = 4
+    path = tmp_path / "gpu-profile.json"
+    path.write_text(json.dumps(document))
+    text = _figure_text(plots.plot_profile([str(path)]))
+    assert "GPU" in text and "4 threads" in text and "1 thread" not in text
+
+
+def test_analytic_profile_is_not_called_measured(tmp_path):
+    from lola.profiles.analytic import analytic_profile
+    path = tmp_path / "analytic.json"
+    path.write_text(json.dumps(analytic_profile("roberta-base")))
+    figure = plots.plot_profile([str(path)])
+    assert "no measured latency" in _figure_text(figure)
+    assert "measured" not in figure.axes[2].get_title()
 
 
 @pytest.mark.parametrize("parameter, values", [("devices", [12, 16]),
@@ -62,22 +207,96 @@ def test_sweeps_plot_their_means(parameter, values, tmp_path):
     greedy = np.array(summary["greedy"]["mean"])
     finite = np.isfinite(exact) & np.isfinite(greedy)
     assert np.all(exact[finite] <= greedy[finite] * (1 + 1e-9))  # the optimum is never worse
+    legend = figure.axes[0].get_legend()
+    assert "mean and 95 % t-interval" in legend.get_title().get_text()
+    assert "over 3 seeds" in legend.get_title().get_text()
+    assert_publishable(figure)
     assert plots.save(figure, tmp_path / "sweep.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_bandwidth_sweep_is_drawn_in_megahertz():
+    rows = _rows("bandwidth", {"exact": {1e6: [2.0, 2.2], 2e6: [1.5, 1.6], 5e6: [1.1, 1.2],
+                                         1e7: [1.0, 1.0], 2e7: [0.9, 0.95]}})
+    figure = plots.plot_sweep(rows)
+    latency_ax, feasible_ax = figure.axes[:2]
+    np.testing.assert_allclose(latency_ax.get_lines()[0].get_xdata(), [1, 2, 5, 10, 20])
+    assert feasible_ax.get_xlabel() == "total bandwidth B (MHz)"
+    _drawn(figure)
+    ticks = [t.get_text() for t in feasible_ax.get_xticklabels() if t.get_text()]
+    assert ticks == ["1", "2", "5", "10", "20"]
+    assert_publishable(figure)
+
+
+def test_summarise_gives_the_student_t_interval_of_the_mean():
+    latencies = [1.0, 1.3, 0.8, 1.1, 1.6]
+    summary = sweeps.summarise(_rows("devices", {"exact": {12: latencies}}))["exact"]
+    low, high = stats.t.interval(0.95, len(latencies) - 1, loc=np.mean(latencies),
+                                 scale=stats.sem(latencies))
+    assert summary["half_width"][0] == pytest.approx((high - low) / 2, rel=1e-12)
+    assert summary["seeds"][0] == 5 and summary["feasible_seeds"][0] == 5
+
+
+def test_sweep_curves_that_coincide_stay_visible():
+    same = {12: [1.0, 1.1], 16: [0.8, 0.9]}
+    rows = _rows("devices", {"dual-ascent": {12: [0.9, 1.0], 16: [0.7, 0.8]},
+                             "greedy": same, "min-sum": same, "exact": {12: [0.9, 1.0],
+                                                                      16: [0.7, 0.8]}})
+    lines = {l.get_label(): l for l in plots.plot_sweep(rows).axes[0].get_lines()}
+    styles = {(l.get_marker(), l.get_linestyle()) for l in lines.values()}
+    assert len(styles) == len(lines)  # each method its own marker or line style
+    for below, above in [("greedy", "min-sum"), ("dual-ascent", "exact")]:
+        # whichever is on top is thinner, with smaller markers: the one below shows around it
+        low, high = sorted((lines[below], lines[above]), key=lambda l: l.get_zorder())
+        assert high.get_zorder() > low.get_zorder()
+        assert high.get_linewidth() < low.get_linewidth()
+        assert high.get_markersize() < low.get_markersize()
+    assert lines["exact"].get_linestyle() == "--"  # and dashed, so what is below shows through
+
+
+def test_sweep_with_no_feasible_point_says_so():
+    rows = _rows("memory", {"exact": {0.05: [None, None], 0.1: [None, None]},
+                            "greedy": {0.05: [None, None], 0.1: [None, None]}})
+    figure = plots.plot_sweep(rows)
+    latency_ax, feasible_ax = figure.axes[:2]
+    assert any(plots.INFEASIBLE_TEXT in t.get_text() for t in latency_ax.texts)
+    _drawn(figure)
+    assert not [t.get_text() for t in latency_ax.get_yticklabels() if t.get_text()]
+    assert list(feasible_ax.get_lines()[0].get_ydata()) == [0, 0]
+    assert_publishable(figure)
+
+
+def test_sweep_marks_points_where_no_seed_is_feasible():
+    rows = _rows("memory", {"exact": {0.1: [None, None], 0.5: [1.2, None], 1.0: [0.9, 1.0]}})
+    figure = plots.plot_sweep(rows)
+    latency_ax = figure.axes[0]
+    marks = [l for l in latency_ax.get_lines() if l.get_marker() == "x"]
+    assert [list(l.get_xdata()) for l in marks] == [[0.1]]
+    labels = [t.get_text() for t in latency_ax.get_legend().get_texts()]
+    assert "no seed feasible" in labels and "some seeds infeasible" in labels
+    assert "feasible seeds only" in latency_ax.get_legend().get_title().get_text()
+    assert not any(plots.INFEASIBLE_TEXT in t.get_text() for t in latency_ax.texts)
+    assert_publishable(figure)
 
 
 def test_memory_sweep_shows_where_blocks_stop_fitting():
     rows = sweeps.sweep("memory", [0.1, 1.0], methods=["exact"], seeds=2)
     summary = sweeps.summarise(rows)
     assert summary["exact"]["feasible"][0] < 1 and summary["exact"]["feasible"][1] == 1
-    labels = [l.get_label() for l in plots.plot_sweep(rows).axes[0].get_lines()]
-    assert "some seeds infeasible" in labels
+    figure = plots.plot_sweep(rows)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert "some seeds infeasible" in labels or "no seed feasible" in labels
 
 
-def test_solver_time_is_log_log(tmp_path):
+def test_solver_time_is_log_log_with_plain_size_ticks(tmp_path):
     rows = sweeps.timing([10, 20], methods=["exact", "dual-ascent", "brute"], seeds=1)
     assert {r["method"] for r in rows} == {"exact", "dual-ascent"}  # brute refuses K = N = 10
     figure = plots.plot_solver_time(rows)
-    assert figure.axes[0].get_xscale() == "log" and figure.axes[0].get_yscale() == "log"
+    ax = figure.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    _drawn(figure)
+    assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()] == ["10", "20"]
+    assert "(s" in ax.get_ylabel()
+    assert_publishable(figure)
 
 
 def test_method_colours_are_stable_and_distinct():
@@ -86,19 +305,29 @@ def test_method_colours_are_stable_and_distinct():
     colours = [plots.method_colour(n) for n in names]
     assert len(set(colours)) == len(colours)
     assert plots.method_colour("exact") == plots.method_colour("exact")
+    jbba = ["dual-ascent", "exact", "milp", "brute", "random", "greedy", "min-sum",
+            "centralized"]
+    assert len({plots.method_marker(n) for n in jbba}) == len(jbba)
 
 
 @pytest.mark.parametrize("kind, extra", [
-    ("profile", []), ("allocation", []), ("convergence", []),
+    ("profile", []), ("allocation", []), ("convergence", ["--method", "dual-ascent"]),
     ("devices", ["--values", "12,14", "--seeds", "2", "--methods", "exact,random"]),
     ("solver-time", ["--values", "10,20", "--seeds", "1"])])
 def test_cli_plot_writes_every_kind(kind, extra, tmp_path, capsys):
     out = tmp_path / f"{kind}.png"
     assert cli.main(["plot", kind, "-o", str(out)] + extra) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5_000
+    assert not plt.get_fignums()  # written and closed: a long run does not keep figures open
 
 
 def test_cli_plot_rejects_unknown_formats_before_working(tmp_path, capsys):
     assert cli.main(["plot", "devices", "-o", str(tmp_path / "x.gif")]) == 2
     assert ".png, .pdf or .svg" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_an_infeasible_result_has_no_allocation_figure(jbba_result):
+    infeasible = dataclasses.replace(jbba_result, round_latency_s=None, status="infeasible")
+    with pytest.raises(ValueError, match="infeasible"):
+        plots.plot_allocation(infeasible)
