@@ -37,16 +37,62 @@ __all__ = ["bandwidth_matrix", "solve_exact", "solve_milp_jbba", "solve_brute_jb
            "equal_share_start"]
 
 
-def bandwidth_matrix(instance: Instance, target_s: float) -> np.ndarray:
-    """w_kn(T) for all pairs as a (K, N) array, +inf where the pair cannot meet T."""
+def bandwidth_matrix(instance: Instance, target_s: float, *, devices=None,
+                     blocks=slice(None)) -> np.ndarray:
+    """w_kn(T) as a (K, N) array, +inf where the pair cannot meet T.
+
+    ``devices`` (an index array) and ``blocks`` (a slice) restrict it to those rows and columns.
+    """
+    rows = slice(None) if devices is None else devices
+    quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
+               else instance.device_snr_hz)[rows, None]
     need = min_bandwidth(
-        target_s, flops=instance.block_flops[None, :],
-        flops_per_s=instance.device_flops_per_s[:, None], bits=instance.block_bits[None, :],
-        rate_model=instance.rate_model,
-        spectral_efficiency=(None if instance.device_spectral_efficiency is None
-                             else instance.device_spectral_efficiency[:, None]),
-        snr_hz=None if instance.device_snr_hz is None else instance.device_snr_hz[:, None])
-    return np.where(instance.memory_feasible(), need, np.inf)
+        target_s, flops=instance.block_flops[None, blocks],
+        flops_per_s=instance.device_flops_per_s[rows, None],
+        bits=instance.block_bits[None, blocks], rate_model=instance.rate_model,
+        spectral_efficiency=quality if instance.rate_model == "fixed" else None,
+        snr_hz=quality if instance.rate_model != "fixed" else None)
+    fits = instance.block_memory[None, blocks] <= instance.device_memory[rows, None]
+    return np.where(fits, need, np.inf)
+
+
+def pair_bandwidth(instance: Instance, target_s: float, assignment) -> np.ndarray:
+    """w_{a(n) n}(T) for every block n under ``assignment``: the (N,) bandwidths it needs."""
+    assignment = np.asarray(assignment, dtype=np.int64)
+    quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
+               else instance.device_snr_hz)[assignment]
+    need = min_bandwidth(
+        target_s, flops=instance.block_flops, flops_per_s=instance.device_flops_per_s[assignment],
+        bits=instance.block_bits, rate_model=instance.rate_model,
+        spectral_efficiency=quality if instance.rate_model == "fixed" else None,
+        snr_hz=quality if instance.rate_model != "fixed" else None)
+    fits = instance.block_memory <= instance.device_memory[assignment]
+    return np.where(fits, need, np.inf)
+
+
+#: Entries of w(T) held at once when scanning every device (8 MiB of float64 per array), so that
+#: the memory of :func:`cheapest_devices` stays linear in K + N.
+SCAN_ENTRIES = 1 << 20
+
+
+def cheapest_devices(instance: Instance, target_s: float) -> np.ndarray:
+    """The devices that are among some block's N cheapest at T: the union over n of the N
+    devices with the least finite w_kn(T) (sorted indices; ties broken arbitrarily).
+
+    Some min-cost assignment at T uses only these devices (the argument is in
+    :func:`solve_exact`). One pass over the K x N values, a few blocks at a time.
+    """
+    n_devices, n_blocks = instance.n_devices, instance.n_blocks
+    if n_devices <= n_blocks:
+        return np.arange(n_devices)
+    keep = np.zeros(n_devices, dtype=bool)
+    width = max(1, SCAN_ENTRIES // n_devices)
+    for first in range(0, n_blocks, width):
+        need = bandwidth_matrix(instance, target_s, blocks=slice(first, first + width))
+        cheapest = np.argpartition(need, n_blocks - 1, axis=0)[:n_blocks]
+        finite = np.isfinite(np.take_along_axis(need, cheapest, axis=0))
+        keep[cheapest[finite]] = True
+    return np.flatnonzero(keep)
 
 
 def equal_share_start(instance: Instance):
@@ -80,18 +126,19 @@ def _deadline(time_limit_s):
     return None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
 
 
-def _bisect(instance: Instance, min_total, *, rtol, deadline=None):
+def _bisect(instance: Instance, min_total, *, rtol, deadline=None, start=None):
     """Bisection on T with ``min_total(T, deadline) -> (total, assignment, proven)``.
 
     ``proven`` says whether ``total`` is the true minimum (False when a MILP probe stopped at
     its time limit: its ``total`` is then only an upper bound, enough to prove T feasible but
     not infeasible). With a ``deadline`` the bisection stops when it passes, or when a probe can
-    decide nothing, keeping the interval proven so far; see the module docstring.
+    decide nothing, keeping the interval proven so far; see the module docstring. ``start`` is a
+    feasible (assignment, latency) to start from (default: :func:`equal_share_start`).
     """
-    start = equal_share_start(instance)
+    start = start or equal_share_start(instance)
     if start is None:
         return None
-    assignment, hi, _ = start
+    assignment, hi = start[0], start[1]
     if not np.isfinite(hi):  # the equal-share start already overflows: no finite latency
         return None
     budget = instance.total_bandwidth_hz
@@ -119,21 +166,22 @@ def _bisect(instance: Instance, min_total, *, rtol, deadline=None):
     return _Bisection(best, hi, lo, steps)
 
 
-def _hungarian_total(instance):
+def _hungarian_total(instance, devices=None):
+    """The min-cost assignment test W(T), over every device or over ``devices`` only."""
     def min_total(target, deadline=None):
-        need = bandwidth_matrix(instance, target)
+        need = bandwidth_matrix(instance, target, devices=devices)
         assignment = min_cost_matching(need)
         if assignment is None:
             return np.inf, None, True
-        return float(need[assignment, np.arange(instance.n_blocks)].sum()), assignment, True
+        total = float(need[assignment, np.arange(instance.n_blocks)].sum())
+        return total, (assignment if devices is None else devices[assignment]), True
     return min_total
 
 
-def _finish(instance, bisection, method_note=""):
+def _finish(instance, bisection, method_note="", **extras):
     if bisection is None:
         return SolverResult.infeasible()
-    need = bandwidth_matrix(instance, bisection.hi)[bisection.assignment,
-                                                    np.arange(instance.n_blocks)]
+    need = pair_bandwidth(instance, bisection.hi, bisection.assignment)
     if not need.sum() <= instance.total_bandwidth_hz:  # the equal-share start, kept on rounding
         latency, split = optimal_split(instance, bisection.assignment[None, :])
         need = split[0]
@@ -144,18 +192,105 @@ def _finish(instance, bisection, method_note=""):
                    "infeasible end of the interval is the lower bound")
     return _split_result(instance, bisection.assignment, need, status,
                          lower_bound_s=bisection.lo, message=message,
-                         bisection_steps=bisection.steps)
+                         bisection_steps=bisection.steps, **extras)
 
 
-def solve_exact(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
+def solve_exact(instance: Instance, *, rtol=1e-9, time_limit_s=None, prune=True,
+                **_) -> SolverResult:
     """Exact P2 by bisection on T with a Hungarian min-total-bandwidth test (module docstring).
 
-    With ``time_limit_s`` it stops bisecting when the time is up and reports ``feasible`` with
-    the interval proven so far (the allocation at its feasible end, its infeasible end as the
-    lower bound).
+    **Pruning** (``prune=True``, the default) keeps the test exact while it looks at few devices.
+    (i) At a fixed T, some min-cost assignment uses only devices that are among each block's N
+    cheapest (:func:`cheapest_devices`): take a min-cost assignment; if block n sits on a device
+    outside its N cheapest, at most N - 1 of those N are used by the other blocks, so one is
+    free and needs no more bandwidth than n's device; moving n there keeps the cost minimal and
+    touches no other block, so repeating it ends with every block on one of its N cheapest. So a
+    probe over that union U(T) (at most N^2 devices, in practice a few N) decides W(T) <= B
+    exactly. (ii) The bisection runs on the union D = U(T_start) of the start latency; a
+    probe over D can only over-estimate W, so "feasible" answers are proven (the allocation is
+    real) while "infeasible" ones are provisional. When it ends with the bracket (lo, hi], lo is
+    certified over every device: if U(lo) is inside D the probe at lo was already exact;
+    otherwise W(lo) is computed on U(lo) by (i), and if it fits in B after all, lo becomes the
+    new feasible end, U(lo) joins D and the bisection resumes below it. Since W is
+    non-increasing in T, a certified infeasible lo bounds every smaller T, and the result is
+    optimal to ``rtol`` exactly as without pruning. Each certification scans the K x N values
+    once, a few blocks at a time, so memory stays linear in K + N; every other probe costs a
+    Hungarian step on |D| x N.
+
+    ``prune=False`` runs every probe on the dense K x N matrix (the reference it is checked
+    against). With ``time_limit_s`` it stops bisecting when the time is up and reports
+    ``feasible`` with the interval proven so far (the allocation at its feasible end, its
+    infeasible end as the lower bound).
     """
-    return _finish(instance, _bisect(instance, _hungarian_total(instance), rtol=rtol,
-                                     deadline=_deadline(time_limit_s)))
+    deadline = _deadline(time_limit_s)
+    if not prune:
+        return _finish(instance, _bisect(instance, _hungarian_total(instance), rtol=rtol,
+                                         deadline=deadline))
+    start = equal_share_start(instance)
+    if start is None or not np.isfinite(start[1]):
+        return SolverResult.infeasible()
+    every_device = instance.n_devices <= 2 * instance.n_blocks  # the union would be (nearly) all
+    candidates = None if every_device else cheapest_devices(instance, start[1])
+    budget = instance.total_bandwidth_hz
+    steps, certifications = 0, 0
+    while True:
+        search = _newton(instance, _hungarian_total(instance, candidates), start[:2], rtol=rtol,
+                         deadline=deadline)
+        steps += search.steps
+        search.steps = steps
+        if search.stopped or candidates is None:
+            break
+        union = cheapest_devices(instance, search.lo)
+        certifications += 1
+        if np.isin(union, candidates, assume_unique=True).all():
+            break  # the probe at lo already saw an optimal assignment's devices
+        total, assignment, _ = _hungarian_total(instance, union)(search.lo)
+        steps += 1
+        search.steps = steps
+        if assignment is None or total > budget:
+            break
+        candidates = np.union1d(candidates, union)
+        start = (assignment, search.lo)
+    extras = {} if candidates is None else {"candidate_devices": int(candidates.size),
+                                            "certifications": certifications}
+    return _finish(instance, search, **extras)
+
+
+def _newton(instance: Instance, min_total, start, *, rtol, deadline=None) -> _Bisection:
+    """Dinkelbach-Newton search for T* = min {T : W(T) <= B}, bracketed like a bisection.
+
+    With the incumbent latency hi (an allocation meets it), probe p = hi (1 - rtol): if the
+    min-cost assignment a at p fits in B, a meets p, so its own optimal latency T_a (the exact
+    split of :func:`~solvers.bandwidth.optimal_split`, where W_a(T_a) = B) is at most p and
+    becomes the incumbent (the Newton step: usually far below p); otherwise p is a proven
+    infeasible end and (p, hi] brackets T* to ``rtol``. Each probe lowers hi by at least
+    ``rtol`` hi and there are finitely many assignments, so it ends; in practice after a few
+    probes, where a bisection needs about log2(1 / rtol) = 30. When the Newton steps gain
+    little, a bisection step on the bracket keeps the worst case at the bisection's.
+    """
+    assignment, hi = np.asarray(start[0]), float(start[1])
+    budget = instance.total_bandwidth_hz
+    lo, steps, slow = 0.0, 0, 0
+    while hi - lo > rtol * hi:
+        if deadline is not None and time.perf_counter() >= deadline:
+            return _Bisection(assignment, hi, lo, steps, "time limit reached")
+        # Newton probe just below the incumbent; after two slow Newton steps, a bisection step.
+        probe = hi * (1 - rtol) if slow < 2 or lo <= 0 else 0.5 * (lo + hi)
+        if slow >= 2 and lo <= 0:
+            probe = hi / 2
+        total, candidate, _ = min_total(probe, deadline)
+        steps += 1
+        if candidate is None or total > budget:
+            lo = probe
+            if probe >= hi * (1 - rtol):  # just below the incumbent: bracketed to rtol
+                break
+            slow = 0
+            continue
+        latency, _ = optimal_split(instance, candidate[None, :])
+        new_hi = min(float(latency[0]), probe)
+        slow = slow + 1 if new_hi > hi * (1 - 1e-3) else 0
+        assignment, hi = candidate, new_hi
+    return _Bisection(assignment, hi, lo, steps)
 
 
 def solve_milp_jbba(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:

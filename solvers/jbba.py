@@ -49,7 +49,7 @@ import numpy as np
 
 from .bandwidth import optimal_split
 from .baselines import min_cost_matching
-from .exact import _split_result, bandwidth_matrix, equal_share_start
+from .exact import _split_result, bandwidth_matrix, equal_share_start, pair_bandwidth
 from .model import LN2, Instance
 from .result import SolverResult, Status
 
@@ -63,6 +63,14 @@ def project_simplex(values: np.ndarray) -> np.ndarray:
     index = np.arange(1, len(values) + 1)
     rho = np.nonzero(ordered - cumulative / index > 0)[0][-1]
     return np.maximum(values - cumulative[rho] / (rho + 1), 0.0)
+
+
+def _capped(values, big=1e6):
+    """``np.nan_to_num(values, posinf=big)`` for the supergradient (nan -> 0, +inf -> big,
+    -inf -> the most negative float), without its overhead: it runs every iteration."""
+    values = np.where(values == np.inf, big, values)
+    values = np.where(values == -np.inf, np.finfo(float).min, values)
+    return np.where(np.isnan(values), 0.0, values)
 
 
 def _shannon_rate(b, snr):
@@ -182,6 +190,11 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
             if key in seen:
                 continue
             seen.add(key)
+            # W_a is decreasing in T: an assignment that needs B or more to meet the incumbent
+            # latency cannot beat it, and one bandwidth evaluation says so (the exact split,
+            # a bisection, is computed only for the others).
+            if not pair_bandwidth(instance, upper, candidate).sum() < budget:
+                continue
             latency, split = optimal_split(instance, candidate[None, :])
             if latency[0] < upper:
                 upper, best_assignment, best_bandwidth = float(latency[0]), candidate, split[0]
@@ -195,8 +208,8 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
                     else _shannon_rate(chosen_bandwidth, snr[assignment]))
             device_latency = compute[assignment, columns] + bits / rate
         grad_mu = np.zeros(K)
-        grad_mu[assignment] = np.nan_to_num(device_latency / reference, posinf=1e6)
-        grad_lambda = float(np.nan_to_num(chosen_bandwidth.sum() / budget - 1.0, posinf=1e6))
+        grad_mu[assignment] = _capped(device_latency / reference)
+        grad_lambda = float(_capped(np.asarray(chosen_bandwidth.sum() / budget - 1.0)))
         norm = float(grad_mu @ grad_mu + grad_lambda * grad_lambda)
         step = theta * (upper - dual) / reference / norm if norm > 0 else 0.0
         history.append({"iteration": iteration, "primal_s": upper, "dual_s": dual,
