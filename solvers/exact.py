@@ -14,6 +14,12 @@ result is the assignment and the bandwidths w(T_hi) at the feasible end (sum <= 
 infeasible end T_lo is a proven lower bound. Stopping at (T_hi - T_lo) <= ``rtol`` T_hi makes
 the answer optimal to that relative tolerance (default 1e-9; the contract asks for 1e-6).
 
+By default :func:`solve_exact` does not bisect blindly: it takes Dinkelbach-Newton steps (the
+min-cost assignment at just below the incumbent latency, then that assignment's own optimal
+latency: a handful of Hungarian steps instead of about 30), and each step looks only at every
+block's N cheapest devices, with a final certification over all K devices; its docstring has
+the argument. ``prune=False`` is the plain dense bisection, kept as the reference.
+
 :func:`solve_milp_jbba` runs the same bisection with each min-cost assignment posed as a MILP
 through cvxpy and HiGHS, and :func:`solve_brute_jbba` enumerates assignments, each with its
 optimal bandwidth split: two independent exact references.
