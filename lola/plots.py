@@ -373,24 +373,34 @@ def plot_allocation(result) -> Figure:
     figure = plt.figure(figsize=(width_in, 5.4), layout="constrained")
     ax = figure.subplots()
     x = np.arange(len(devices))
-    ax.bar(x, compute, color="#1f77b4", label="compute")
+    ax.bar(x, compute, color="#1f77b4", label="compute" if compute.any() else "_nolegend_")
     ax.bar(x, upload, bottom=compute, color="#ff7f0e", label="upload")
     ax.axhline(result.round_latency_s, color="#d62728", ls="--",
                label=f"round latency {result.round_latency_s:.3g} s")
+    server_s = result.extras.get("server_compute_s") if not busy else None
+    if server_s is not None:  # centralized: the server trains every block after the uploads
+        slowest = float(upload.max()) if len(upload) else 0.0
+        ax.bar([len(devices)], [server_s], bottom=[slowest], color="#2ca02c",
+               label="server compute (after the slowest upload)")
+        ax.annotate(f"all {len(result.assignment)} blocks", (len(devices), slowest + server_s),
+                    textcoords="offset points", xytext=(0, 4), ha="center", va="bottom",
+                    fontsize=_ANNOTATION_PT)
     for i, (blocks, bandwidth) in enumerate(labels):
         separator = "  " if upright else "\n"
         ax.annotate(f"{blocks}{separator}{bandwidth}",
                     (i, compute[i] + upload[i]), textcoords="offset points", xytext=(0, 4),
                     ha="center", va="bottom", fontsize=_ANNOTATION_PT,
                     rotation=90 if upright else 0)
-    ax.set_xticks(x, [d.name for d in devices], rotation=45, ha="right",
-                  rotation_mode="anchor")
-    ax.set_xlim(-0.6, len(devices) - 0.4)
+    names = [d.name for d in devices] + (["server"] if server_s is not None else [])
+    ax.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.6, len(names) - 0.4)
     if busy:
         xlabel = ("device, ordered by block depth (depth 1, next to the output, on the left); "
                   "above each bar: its block and bandwidth")
     else:
-        xlabel = "device, ordered by upload time; above each bar: its bandwidth"
+        xlabel = ("device, ordered by upload time; above each bar: its bandwidth; then the "
+                  "server" if server_s is not None else
+                  "device, ordered by upload time; above each bar: its bandwidth")
     ax.set(xlabel=xlabel, ylabel="time (s)")
     ax.set_ylim(0, result.round_latency_s * (1.55 if upright else 1.3))
     figure.suptitle(f"{result.method} allocation on {result.scenario} ({result.problem})")

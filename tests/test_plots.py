@@ -4,6 +4,7 @@ import dataclasses
 import itertools
 import json
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -331,3 +332,18 @@ def test_an_infeasible_result_has_no_allocation_figure(jbba_result):
     infeasible = dataclasses.replace(jbba_result, round_latency_s=None, status="infeasible")
     with pytest.raises(ValueError, match="infeasible"):
         plots.plot_allocation(infeasible)
+
+
+def test_centralized_allocation_shows_the_server_compute():
+    result = lola.solve(lola.default_scenario(), method="centralized")
+    figure = plots.plot_allocation(result)
+    ax = figure.axes[0]
+    server = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("#2ca02c")]
+    assert len(server) == 1
+    bar = server[0]
+    assert bar.get_height() == pytest.approx(result.extras["server_compute_s"])
+    assert bar.get_y() + bar.get_height() == pytest.approx(result.round_latency_s)
+    assert ax.get_xticklabels()[-1].get_text() == "server"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "compute" not in labels and any("server compute" in t for t in labels)
+    plt.close(figure)
