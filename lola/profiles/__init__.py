@@ -3,7 +3,10 @@
 A profile is one JSON document (specification, section 7): the model and its fine-tuning
 configuration, how the figures were obtained (``measurement.method``), and per block ``name``,
 ``layer``, ``depth`` (1 nearest the output), ``params``, ``flops``, ``latency_s`` and
-``memory_bytes``.
+``memory_bytes``; measured tables may add the timing spread (``latency_spread_s``,
+``latency_min_s``, ``latency_max_s``, ``latency_iqr_s``, ``latency_samples_s``), the residual of
+the latency fit (``latency_fit_residual_s``) and the saved-tensor lower bound of the memory
+(``memory_saved_tensors_bytes``).
 
 >>> profile = load_profile("roberta-base")
 >>> len(profile.blocks), profile.blocks[0].depth, profile.info["measurement"]["method"]
@@ -20,7 +23,9 @@ __all__ = ["Profile", "load_profile", "bundled_profiles", "PROFILE_DIR"]
 
 PROFILE_DIR = Path(__file__).resolve().parent
 _BLOCK_REQUIRED = ("name", "depth", "params", "flops", "memory_bytes")
-_BLOCK_OPTIONAL = ("layer", "latency_s", "latency_spread_s")
+_BLOCK_OPTIONAL = ("layer", "latency_s", "latency_spread_s", "latency_min_s", "latency_max_s",
+                   "latency_iqr_s", "latency_samples_s", "latency_fit_residual_s",
+                   "memory_saved_tensors_bytes")
 
 
 @dataclass(frozen=True)
