@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
-	$(BIN)/python -m pip install --quiet -e '.[test,profile,scip]'
+	$(BIN)/python -m pip install --quiet -e '.[test,profile,scip,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,15 +1,19 @@
-"""The benchmark suite: ``python -m benchmarks [--quick] [--out DIR] [--force]`` (``make bench``).
+"""The benchmark suite: ``python -m benchmarks [--quick] [--out DIR] [--force]
+[--executor local|dask] [--scheduler ADDRESS]`` (``make bench``).
 
 Runs every stage — CRUNCH scaling, JBBA scaling, JBBA quality, and the figures — writes CSV/JSON
 results and PNG figures into one folder, then ``report.md`` with the headline ratios. Each stage
 ends by writing ``stage-NAME.json`` (atomically, like every file here), so an interrupted run
 leaves no half-written file and a rerun resumes after the last finished stage (``--force``
 reruns everything). Timing stages run one measurement at a time on purpose (parallel timings
-would disturb each other); the quality stage and the seeded sweeps spread over the cores.
+would disturb each other); the quality stage and the seeded sweeps spread over the cores, or
+over a Dask cluster with ``--executor dask [--scheduler tcp://host:8786]`` (the same runner as
+``lola sweep``, :mod:`lola.studies`).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -19,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from lola._io import atomic_write_text
+from lola.studies import EXECUTORS, ExecutorUnavailable, check_executor, open_executor
 
 from . import crunch_scaling, jbba_quality, jbba_scaling
 from .common import RESULTS
@@ -26,17 +31,13 @@ from .common import RESULTS
 STAGES = ("crunch_scaling", "jbba_scaling", "jbba_quality", "figures")
 
 
-def _sweep_job(args):
-    from lola import sweeps
+def figures_stage(out_dir: Path, quick: bool, jobs: int, executor=None) -> dict:
+    """All seven figures, drawn from fresh seeded sweeps and from the scaling stage's rows.
 
-    parameter, values, methods, seeds = args
-    return sweeps.sweep(parameter, values, methods=methods, seeds=seeds)
-
-
-def figures_stage(out_dir: Path, quick: bool, jobs: int) -> dict:
-    """All seven figures, drawn from fresh seeded sweeps and from the scaling stage's rows."""
+    The sweeps' (value, seed) points run on ``executor``, else on a pool of ``jobs`` processes.
+    """
     import lola
-    from lola import plots
+    from lola import plots, sweeps
 
     seeds = 3 if quick else 10
     methods = ["dual-ascent", "exact", "greedy", "min-sum", "random"]
@@ -44,8 +45,12 @@ def figures_stage(out_dir: Path, quick: bool, jobs: int) -> dict:
                                                                      40, 60], methods, seeds),
                      ("bandwidth", [2e6, 5e6, 1e7, 2e7, 5e7, 1e8], methods, seeds),
                      ("memory", [0.3, 0.4, 0.6, 0.8, 1.0, 1.5], methods, seeds)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(_sweep_job, sweeps_to_run))
+    with contextlib.ExitStack() as stack:
+        if executor is None:
+            executor = stack.enter_context(ProcessPoolExecutor(max_workers=jobs))
+        results = [sweeps.sweep(parameter, values, methods=methods, seeds=seeds,
+                                executor=executor)
+                   for parameter, values, methods, seeds in sweeps_to_run]
     written = []
     for (parameter, *_), rows in zip(sweeps_to_run, results):
         written.append(plots.save(plots.plot_sweep(rows), out_dir / f"latency-vs-{parameter}.png"))
@@ -109,14 +114,44 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--out", default=str(RESULTS), help="output folder")
     parser.add_argument("--force", action="store_true", help="rerun finished stages too")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(),
+                        help="worker processes on this machine (default: the number of cores)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="where the quality stage and the sweeps run: local processes, or "
+                        "a Dask cluster (the one at --scheduler, else a local one of --jobs "
+                        "workers); the timing stages always run here, one at a time")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="address of a running Dask scheduler (tcp://host:8786)")
     args = parser.parse_args(argv)
+    if args.scheduler and args.executor != "dask":
+        parser.error("--scheduler needs --executor dask")
+    try:
+        check_executor(args.executor, workers=args.jobs, scheduler=args.scheduler)
+    except ExecutorUnavailable as err:
+        parser.error(str(err))
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        opened = []
+
+        def executor():
+            """The executor, started on first use (a finished stage needs none)."""
+            if not opened:
+                opened.append(stack.enter_context(open_executor(
+                    args.executor, workers=None if args.scheduler else args.jobs,
+                    scheduler=args.scheduler)))
+            return opened[0]
+
+        _run_stages(out_dir, args, executor)
+
+
+def _run_stages(out_dir: Path, args, executor) -> None:
     runners = {"crunch_scaling": lambda: crunch_scaling.run(out_dir, args.quick),
                "jbba_scaling": lambda: jbba_scaling.run(out_dir, args.quick),
-               "jbba_quality": lambda: jbba_quality.run(out_dir, args.quick, jobs=args.jobs),
-               "figures": lambda: figures_stage(out_dir, args.quick, args.jobs)}
+               "jbba_quality": lambda: jbba_quality.run(out_dir, args.quick, jobs=args.jobs,
+                                                        executor=executor()),
+               "figures": lambda: figures_stage(out_dir, args.quick, args.jobs,
+                                                executor=executor())}
     try:
         from tqdm import tqdm
         bar = tqdm(total=len(STAGES), desc="benchmarks", unit="stage", file=sys.stderr)

@@ -8,8 +8,9 @@ Over ``--instances`` random default-like instances (20 devices, the 12 RoBERTa-b
 * the latency reduction of the exact optimum and of dual ascent versus ``random``, ``greedy``,
   ``min-sum``, CRUNCH at the equal share B / N, and ``centralized``: mean, median, 95th pct.
 
-Instances run in parallel over the machine's cores. Writes ``results/jbba_quality.csv`` (one row
-per instance) and ``results/jbba_quality_summary.json``.
+Instances run in parallel over the machine's cores, or on any executor (``python -m benchmarks
+--executor dask``). Writes ``results/jbba_quality.csv`` (one row per instance) and
+``results/jbba_quality_summary.json``.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from lola._io import atomic_write_text
 from lola.generate import scaled_instance
+from lola.studies import run_tasks
 from solvers import run_method
 
 from .common import RESULTS, write_csv
@@ -76,11 +78,18 @@ def summarise(rows) -> dict:
     return summary
 
 
-def run(out_dir=None, quick=False, instances=200, jobs=None) -> dict:
-    """Measure, write the CSV and summary JSON into ``out_dir``, return the summary."""
+def run(out_dir=None, quick=False, instances=200, jobs=None, executor=None) -> dict:
+    """Measure, write the CSV and summary JSON into ``out_dir``, return the summary.
+
+    The instances run on ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask
+    cluster's), else on a pool of ``jobs`` processes (default: the number of cores).
+    """
     count = 40 if quick else instances
-    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count()) as pool:
-        rows = list(pool.map(one_instance, range(count), chunksize=4))
+    if executor is not None:
+        rows = run_tasks(one_instance, range(count), executor=executor)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs or os.cpu_count()) as pool:
+            rows = run_tasks(one_instance, range(count), executor=pool)
     out_dir = Path(out_dir or RESULTS)
     write_csv("jbba_quality.csv", rows, out_dir)
     summary = summarise(rows)

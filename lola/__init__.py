@@ -18,8 +18,9 @@ from .api import (
                   solve,
 )
 from .scenario import Scenario, ScenarioError, load_scenario
+from .studies import sweep
 
 __version__ = "0.1.0"
 __all__ = ["Comparison", "Result", "Scenario", "compare", "ScenarioError", "SolverFailure", "SolverInputError", "Status",
            "default_method", "default_scenario", "default_scenario_path", "load_scenario", "solve",
-           "__version__"]
+           "sweep", "__version__"]

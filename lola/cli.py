@@ -199,6 +199,28 @@ def _build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--profiles", default="roberta-base,roberta-large",
                       help="comma-separated profiles (names or files) for 'profile'")
 
+    sweep = command(
+        "sweep", help="run a grid of generated scenarios x methods into a CSV (resumable)",
+        description="Run a sweep file: every combination of the generator's arguments listed in "
+        "'generate', every seed and every method; one CSV row per (instance, method), appended "
+        "as each finishes. Run it again after an interruption: the rows already in the file "
+        "are kept and only the missing ones are solved. Exit 1 when the run stopped before "
+        "every row was written (e.g. a worker process died).")
+    sweep.add_argument("sweep_file", metavar="SWEEP", help="sweep file (YAML or JSON): name, "
+                       "problem, methods, seeds, time_limit_s, generate")
+    sweep.add_argument("-o", "--output", help="CSV to write, or to resume (default: the sweep "
+                       "file's name with .csv, in the current folder)")
+    sweep.add_argument("--executor", choices=["local", "dask"],
+                       help="where the tasks run: local (processes on this machine; the default "
+                       "without --scheduler) or dask (the Dask cluster at --scheduler, else a "
+                       "local one; needs pip install 'lola-deft[dask]')")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask "
+                       "scheduler, e.g. tcp://host:8786 (implies --executor dask)")
+    sweep.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes "
+                       "on this machine, for local and for a Dask cluster started here "
+                       "(default: the number of cores)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
     methods = command("methods", help="list the methods and what they solve")
     methods.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
@@ -380,6 +402,44 @@ def _plot(args) -> int:
     return EXIT_OK
 
 
+def _sweep(args) -> int:
+    from concurrent.futures import BrokenExecutor
+    from pathlib import Path
+
+    from .studies import ExecutorUnavailable, load_sweep, sweep
+
+    executor = args.executor or ("dask" if args.scheduler else "local")
+    if args.scheduler and executor != "dask":
+        raise _UsageError("lola sweep: --scheduler is the address of a Dask scheduler; use it "
+                          "with --executor dask")
+    if args.scheduler and args.workers:
+        raise _UsageError("lola sweep: --workers sizes a cluster started here; with --scheduler "
+                          "the cluster's own workers run the tasks")
+    spec = load_sweep(args.sweep_file)
+    output = args.output or f"{Path(args.sweep_file).stem}.csv"
+    try:
+        outcome = sweep(spec, output=output, executor=executor, workers=args.workers,
+                        scheduler=args.scheduler, progress=not args.quiet)
+    except ExecutorUnavailable as err:
+        raise _UsageError(f"lola sweep: {err}") from None
+    except KeyboardInterrupt:
+        print(f"lola sweep: interrupted; the finished rows are in {output}: run the same "
+              "command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        # A worker process died (BrokenProcessPool), a Dask worker was lost for good
+        # (distributed.KilledWorker), the scheduler went away: every finished row is written.
+        if not (isinstance(err, (BrokenExecutor, OSError))
+                or type(err).__module__.split(".")[0] == "distributed"):
+            raise
+        print(f"lola sweep: stopped: {type(err).__name__}: {' '.join(str(err).split())}; the "
+              f"finished rows are in {output}: run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INFEASIBLE  # 1: the run is incomplete
+    print(f"{spec.name}: {outcome.summary()}")
+    return EXIT_OK
+
+
 def _run(args, parser) -> int:
     if args.command is None:
         parser.print_help()
@@ -395,6 +455,8 @@ def _run(args, parser) -> int:
         return _generate(args)
     if args.command == "plot":
         return _plot(args)
+    if args.command == "sweep":
+        return _sweep(args)
     return _solve(args)
 
 
