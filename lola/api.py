@@ -23,12 +23,14 @@ import numpy as np
 import solvers
 from solvers import SolverResult, Status
 from solvers.feasibility import memory_shortfall
+from solvers.result import NO_ASSIGNMENT
 
 from . import costs
 from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["Result", "DeviceReport", "Comparison", "compare", "solve", "default_scenario",
-           "default_scenario_path", "default_method", "SERVER", "COMPARE_TIME_LIMIT_S"]
+           "default_scenario_path", "default_method", "energy_budget_sweep", "with_energy_budget",
+           "SERVER", "COMPARE_TIME_LIMIT_S"]
 
 SERVER = "server"
 
@@ -102,11 +104,14 @@ class DeviceReport:
     upload_s: float
     latency_s: float
     memory_bytes: float
+    energy_j: float | None = None  # E_k = P^c compute_s + P^tx upload_s; None: powers unknown
+    energy_budget_j: float | None = None  # the scenario's budget, for the human table
 
     def to_dict(self) -> dict:
         return {"name": self.name, "blocks": list(self.blocks), "bandwidth_hz": self.bandwidth_hz,
                 "compute_s": self.compute_s, "upload_s": self.upload_s,
-                "latency_s": self.latency_s, "memory_bytes": self.memory_bytes}
+                "latency_s": self.latency_s, "memory_bytes": self.memory_bytes,
+                "energy_j": self.energy_j}
 
 
 @dataclass
@@ -129,6 +134,15 @@ class Result:
     @property
     def feasible(self) -> bool:
         return self.status != Status.INFEASIBLE.value
+
+    @property
+    def total_energy_j(self) -> float | None:
+        """Sum of ``energy_j`` over the devices that train or upload something, or None when
+        there is no allocation or some such device's powers are unknown."""
+        busy = [d for d in self.devices if d.blocks or d.bandwidth_hz > 0]
+        if not self.feasible or not busy or any(d.energy_j is None for d in busy):
+            return None
+        return float(sum(d.energy_j for d in busy))
 
     def to_dict(self) -> dict:
         return {"scenario": self.scenario, "problem": self.problem, "method": self.method,
@@ -164,6 +178,14 @@ def _explain_infeasible(scenario: Scenario, problem: str) -> str:
                 f"least {shortfall.need_bytes:.4g} bytes, but only {shortfall.n_devices} "
                 f"device(s) have that much; add memory or devices, or use shallower blocks")
     instance = costs.to_instance(scenario)
+    if instance.has_energy_budgets:
+        shallowest = blocks[int(np.argmin([b.flops for b in blocks]))]
+        broke = [d.name for d in devices if d.energy_budget_j is not None
+                 and d.compute_power_w * costs.compute_time_s(shallowest, d) >= d.energy_budget_j]
+        hint = (f" ({', '.join(broke[:3])}{' and others' if len(broke) > 3 else ''} cannot "
+                f"even compute block {shallowest.name!r} within energy_budget_j)" if broke else "")
+        return ("no allocation keeps every device within its energy budget" + hint + ": raise "
+                "energy_budget_j, add devices or bandwidth, or use smaller blocks")
     ceiling = instance.rate_ceiling_bps()
     if problem == "jbba" and instance.rate_model == "shannon":
         dead = [d.name for d, c in zip(devices, ceiling) if not c > 0 or not np.isfinite(
@@ -194,10 +216,13 @@ def _device_reports(scenario, instance, outcome: SolverResult) -> list:
                       default=0.0)
         if k in uploads:
             upload = latency = float(uploads[k])
+        busy = bool(mine) or k in uploads
+        energy = costs.energy_j(device, float(compute), float(upload)) if busy else None
         reports.append(DeviceReport(device.name, [blocks[n].name for n in mine],
                                     float(bandwidth[k]), float(compute), float(upload),
                                     float(latency),
-                                    float(sum(blocks[n].memory_bytes for n in mine))))
+                                    float(sum(blocks[n].memory_bytes for n in mine)),
+                                    energy_j=energy, energy_budget_j=device.energy_budget_j))
     return reports
 
 
@@ -231,7 +256,8 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
         The scenario is invalid, or lacks a key the method needs.
     solvers.SolverInputError
         A ``ValueError``: an unknown problem, method or option, a bad time limit, or a method
-        that does not apply (wrong problem, instance too large to enumerate, ...).
+        that does not apply (wrong problem, instance too large to enumerate, energy budgets
+        for a method without the ``energy`` capability, ...).
     solvers.SolverFailure
         The method produced no trustworthy answer (e.g. a MILP time limit with no incumbent).
     """
@@ -257,6 +283,7 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
                 raise ScenarioError("missing; the centralized reference needs it", key=key,
                                     source=scenario.source)
     instance = costs.to_instance(scenario)
+    solvers.check_capabilities(spec, problem, instance)
     spec.load()
     started = time.perf_counter()
     # Overflow to inf and 0 * inf are handled explicitly (an infinite latency is an infeasible
@@ -272,6 +299,8 @@ def _result(scenario, problem, method, instance, outcome, solve_time_s) -> Resul
     message = outcome.message
     if outcome.status is Status.INFEASIBLE:
         message = _explain_infeasible(scenario, problem)
+        if instance.has_energy_budgets and outcome.message not in ("", NO_ASSIGNMENT):
+            message = outcome.message  # the method's own reason (centralized's uploaders)
         assignment, latency = [], None
     elif outcome.extras.get("uploaders") is not None:
         assignment = [{"block": b.name, "device": SERVER} for b in scenario.blocks]
@@ -334,6 +363,7 @@ class Comparison:
                 "best_lower_bound_s": self.best_lower_bound_s,
                 "results": [dict(r.to_dict(), gap_to_bound=self.gap_to_bound(r),
                                  reduction_vs=self.reductions(r),
+                                 total_energy_j=r.total_energy_j,
                                  time_limit_s=self.time_limits.get(r.method))
                             for r in self.results],
                 "skipped": [{"method": m, "reason": why} for m, why in self.skipped]}
@@ -350,6 +380,9 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
     methods that run an outside engine (``milp``, ``scip``) get :data:`COMPARE_TIME_LIMIT_S`
     each, so that a comparison always ends; one that hits it reports ``feasible`` with its
     engine's bound. ``Comparison.time_limits`` records the limit each method ran under.
+    Each result of ``Comparison.to_dict()`` carries ``total_energy_j``, the round's energy
+    summed over the devices that train or upload (:attr:`Result.total_energy_j`; null when some
+    such device's powers are unknown), shown as the table's ``energy J`` column.
     ``progress(method, time_limit_s)``, if given, is called before each method runs.
     """
     _check_problem(problem)
@@ -377,3 +410,45 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
                 raise
             skipped.append((name, f"{err.key}: {err.reason}"))
     return Comparison(scenario.name, problem, results, skipped, limits)
+
+
+def with_energy_budget(scenario, energy_budget_j: float) -> Scenario:
+    """``scenario`` with every device's ``energy_budget_j`` set to ``energy_budget_j`` (J).
+
+    Every device must carry ``compute_power_w`` and ``tx_power_w``
+    (``lola.generate.generate_scenario(..., energy=True)`` writes them); otherwise a
+    :class:`ScenarioError` names the first one without.
+    """
+    from dataclasses import replace
+
+    scenario = load_scenario(scenario)
+    for i, device in enumerate(scenario.devices):
+        for power in ("compute_power_w", "tx_power_w"):
+            if getattr(device, power) is None:
+                raise ScenarioError("required when energy_budget_j is given",
+                                    key=f"devices[{i}].{power}", source=scenario.source)
+    if not (math.isfinite(energy_budget_j) and energy_budget_j > 0):
+        raise ValueError(f"energy_budget_j must be a positive finite number of joules, got "
+                         f"{energy_budget_j!r}")
+    devices = tuple(replace(d, energy_budget_j=float(energy_budget_j)) for d in scenario.devices)
+    return replace(scenario, devices=devices)
+
+
+def energy_budget_sweep(scenario, budgets_j, *, problem: str = "jbba", methods=("exact",),
+                        seed: int = 0) -> list:
+    """The round latency of each method when every device gets the same per-round energy
+    budget, for each budget in ``budgets_j`` (J).
+
+    Returns one row per (budget, method): ``{"budget_j", "method", "round_latency_s",
+    "status"}`` (``round_latency_s`` None where no allocation fits the budget), the input of
+    :func:`lola.plots.plot_energy_budget`.
+    """
+    scenario = load_scenario(scenario)
+    rows = []
+    for budget in budgets_j:
+        budgeted = with_energy_budget(scenario, float(budget))
+        for method in methods:
+            result = solve(budgeted, problem, method, seed=seed)
+            rows.append({"budget_j": float(budget), "method": method,
+                         "round_latency_s": result.round_latency_s, "status": result.status})
+    return rows

@@ -6,6 +6,7 @@
     rate, shannon     r_k(b) = b log2(1 + P_k g_k / (N_0 b))
     latency           T_kn(b) = C_n / f_k + S_n / r_k(b)
     memory-feasible   m_n <= M_k
+    energy            E_k = P^c_k compute_s + P^tx_k upload_s   (J, section 10)
 
 The arithmetic itself lives in :mod:`solvers.model` so that the solvers and the reports compute
 bit-identical numbers; this module turns a :class:`~lola.scenario.Scenario` into those arrays.
@@ -19,7 +20,7 @@ from solvers.model import Instance, pair_latency, rate_bps
 from .scenario import Block, Channel, Device, Scenario
 
 __all__ = ["to_instance", "rate_bps_of", "latency_s", "compute_time_s", "upload_time_s",
-           "snr_hz", "rate_ceiling_bps"]
+           "snr_hz", "rate_ceiling_bps", "energy_j"]
 
 
 def snr_hz(device: Device, channel: Channel) -> float:
@@ -58,6 +59,18 @@ def latency_s(block: Block, device: Device, channel: Channel, bandwidth_hz: floa
                               rate_bps_of(device, channel, bandwidth_hz)))
 
 
+def energy_j(device: Device, compute_s: float, upload_s: float) -> float | None:
+    """E_k = compute_power_w compute_s + tx_power_w upload_s, or None when a power is unknown.
+
+    A device that computes nothing (compute_s = 0, the uploaders of ``centralized``) needs only
+    its transmit power. The operations are those of :func:`solvers.model.pair_energy`.
+    """
+    if device.tx_power_w is None or (device.compute_power_w is None and compute_s != 0):
+        return None
+    compute_power = device.compute_power_w or 0.0
+    return float(compute_power * compute_s + device.tx_power_w * upload_s)
+
+
 def to_instance(scenario: Scenario) -> Instance:
     """The scenario as the arrays the solvers work on (blocks in depth order)."""
     blocks, devices, channel = scenario.blocks, scenario.devices, scenario.channel
@@ -67,6 +80,12 @@ def to_instance(scenario: Scenario) -> Instance:
 
     shannon = channel.rate_model == "shannon"
     bandwidths = [d.bandwidth_hz for d in devices]
+
+    def optional_column(attribute, missing):
+        values = [getattr(d, attribute) for d in devices]
+        if all(v is None for v in values):
+            return None
+        return np.array([missing if v is None else v for v in values], dtype=float)
     return Instance(
         block_flops=column(blocks, "flops"),
         block_bits=column(blocks, "payload_bits"),
@@ -81,4 +100,7 @@ def to_instance(scenario: Scenario) -> Instance:
                              if all(b is not None for b in bandwidths) else None),
         server_flops_per_s=scenario.server.flops_per_s if scenario.server else None,
         batch_bits=8 * scenario.model.batch_bytes if scenario.model.batch_bytes else None,
+        device_compute_power_w=optional_column("compute_power_w", np.nan),
+        device_tx_power_w=optional_column("tx_power_w", np.nan),
+        device_energy_budget_j=optional_column("energy_budget_j", np.inf),
     )

@@ -20,6 +20,29 @@ jetson        NVIDIA Jetson Orin NX 16 GB, 1.88 TFLOP/s FP32 (Jetson  1.9e11-6.6
               Orin series data sheet); 16 GB shared
 ============  =====================================================  ==============  ===========
 
+Power (opt-in, ``energy=True``): every device gets ``tx_power_w`` = 0.2 W (below) and a
+``compute_power_w`` that grows linearly with its drawn throughput across its class's power range
+(a faster draw stands for a higher power mode), without any random draw, so the other keys are
+those of ``energy=False``:
+
+============  ==========  =============================================================
+class         W           source
+============  ==========  =============================================================
+phone         2-5         estimate, not a vendor figure: the sustained (thermally limited)
+                          power of a smartphone SoC under a continuous GPU load is a few W;
+                          Apple publishes no power figure for the A16
+tablet        4-10        estimate, not a vendor figure: a fanless tablet SoC (Apple M2)
+                          under a sustained GPU load; Apple publishes no power figure
+laptop        60-115      NVIDIA GeForce RTX 3060 Laptop GPU, total graphics power 60-115 W
+                          (NVIDIA's product specifications); the GPU alone, not the laptop
+jetson        10-25       NVIDIA Jetson Orin NX 16 GB power modes 10 W, 15 W, 25 W (Jetson
+                          Orin NX series module data sheet)
+============  ==========  =============================================================
+
+``energy_budget_j`` (J per round, the same for every device) adds a budget to every device and
+implies ``energy=True``. Both default off, so the documents of earlier versions (and the bundled
+default scenario) are unchanged.
+
 Channel (3GPP TR 36.931, Table 6.2.2-1 urban macro-cell model, as used throughout the edge-learning
 literature): distance d uniform in [50, 500] m, path loss 128.1 + 37.6 log10(d / 1 km) dB,
 Rayleigh fading (power gain |h|^2 ~ Exp(1)), transmit power 0.2 W (23 dBm, the maximum of a
@@ -55,7 +78,8 @@ from .scenario import DEFAULT_NOISE_PSD_W_PER_HZ, Scenario, load_scenario
 
 __all__ = ["DEVICE_CLASSES", "generate_scenario", "draw_channel", "path_loss_db", "to_yaml",
            "scaled_instance", "feasibility_warning", "receiver_noise_psd_w_per_hz",
-           "TX_POWER_W", "DISTANCE_RANGE_M", "NOISE_FIGURE_DB", "MAX_SPECTRAL_EFFICIENCY"]
+           "TX_POWER_W", "DISTANCE_RANGE_M", "NOISE_FIGURE_DB", "MAX_SPECTRAL_EFFICIENCY",
+           "DEVICE_POWER_W"]
 
 # name: (probability, (effective FLOP/s low, high), (memory bytes low, high))
 DEVICE_CLASSES = {
@@ -63,6 +87,14 @@ DEVICE_CLASSES = {
     "tablet": (0.2, (0.10 * 3.6e12, 0.35 * 3.6e12), (2.0e9, 6.0e9)),
     "laptop": (0.2, (0.10 * 10.9e12, 0.35 * 10.9e12), (3.0e9, 6.0e9)),
     "jetson": (0.2, (0.10 * 1.88e12, 0.35 * 1.88e12), (4.0e9, 12.0e9)),
+}
+# name: (compute power at the class's slowest throughput, at its fastest), W; sources in the
+# module docstring (phone and tablet are estimates).
+DEVICE_POWER_W = {
+    "phone": (2.0, 5.0),      # estimate: sustained smartphone SoC power under GPU load
+    "tablet": (4.0, 10.0),    # estimate: fanless tablet SoC (Apple M2) under GPU load
+    "laptop": (60.0, 115.0),  # RTX 3060 Laptop GPU, 60-115 W total graphics power (NVIDIA)
+    "jetson": (10.0, 25.0),   # Jetson Orin NX 16 GB power modes 10/15/25 W (NVIDIA data sheet)
 }
 TX_POWER_W = 0.2                  # 23 dBm, 3GPP TS 36.101 power class 3
 DISTANCE_RANGE_M = (50.0, 500.0)
@@ -124,7 +156,8 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
                       rate_model: str = "fixed", total_bandwidth_hz: float = DEFAULT_BANDWIDTH_HZ,
                       seed: int = 0, name: str | None = None,
                       noise_figure_db: float | None = NOISE_FIGURE_DB,
-                      max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY) -> dict:
+                      max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY,
+                      energy: bool = False, energy_budget_j: float | None = None) -> dict:
     """A scenario document (the YAML/JSON format) with ``n_devices`` random devices.
 
     Parameters
@@ -147,6 +180,12 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
         0 or None switches the cap off. The ``shannon`` rate b log2(1 + P g / (N0 F b)) of the
         SPEC has no such ceiling and the scenario format has no key for one, so ``shannon``
         scenarios are not capped.
+    energy : bool, default False
+        Give every device ``compute_power_w`` (its class's power range, module docstring) and
+        ``tx_power_w`` (0.2 W), so that ``energy_j`` is reported. Draws nothing: the other keys
+        are those of ``energy=False``.
+    energy_budget_j : float or None, default None
+        Every device's per-round ``energy_budget_j`` (J); implies ``energy=True``.
 
     Same arguments, same document.
     """
@@ -159,6 +198,11 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
     if not (math.isfinite(total_bandwidth_hz) and total_bandwidth_hz > 0):
         raise ValueError("total_bandwidth_hz must be a positive finite number")
     noise_figure_db, cap = _check_channel_options(noise_figure_db, max_spectral_efficiency)
+    if energy_budget_j is not None:
+        if not (math.isfinite(energy_budget_j) and energy_budget_j > 0):
+            raise ValueError("energy_budget_j must be a positive finite number of joules, got "
+                             f"{energy_budget_j!r}")
+        energy = True
     # Rounded as the file keeps it, so that a document and its YAML describe the same channel.
     noise_psd = (float(f"{receiver_noise_psd_w_per_hz(noise_figure_db):.6g}") if noise_figure_db
                  else DEFAULT_NOISE_PSD_W_PER_HZ)
@@ -186,6 +230,14 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
         else:
             device["tx_power_w"] = TX_POWER_W
             device["channel_gain"] = float(f"{gain[k]:.4g}")
+        if energy:
+            low_w, high_w = DEVICE_POWER_W[cls]
+            position = (device["flops_per_s"] - speed[0]) / (speed[1] - speed[0])
+            power = low_w + min(max(position, 0.0), 1.0) * (high_w - low_w)
+            device["compute_power_w"] = float(f"{power:.4g}")
+            device["tx_power_w"] = TX_POWER_W
+            if energy_budget_j is not None:
+                device["energy_budget_j"] = float(energy_budget_j)
         devices.append(device)
     model = {"profile": profile, "bits_per_param": 32}
     batch = _batch_bytes(loaded.info)

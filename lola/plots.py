@@ -33,7 +33,8 @@ from .profiles import load_profile
 from .sweeps import summarise
 
 __all__ = ["method_colour", "method_marker", "plot_profile", "plot_sweep", "plot_convergence",
-           "plot_allocation", "plot_solver_time", "save", "FIGURE_KINDS", "INFEASIBLE_TEXT"]
+           "plot_allocation", "plot_solver_time", "save", "FIGURE_KINDS", "INFEASIBLE_TEXT",
+           "plot_energy_budget"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"]
@@ -44,7 +45,7 @@ _MARKERS = {"crunch": "^", "bottleneck": "o", "exact": "^", "dual-ascent": "o", 
             "centralized": "h"}
 _FALLBACK_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p"]
 FIGURE_KINDS = ("profile", "devices", "bandwidth", "memory", "convergence", "allocation",
-                "solver-time")
+                "solver-time", "energy")
 INFEASIBLE_TEXT = "no feasible allocation at any point"
 
 # Text sizes (points): labels and ticks at matplotlib's 10 pt default, nothing below 9 pt.
@@ -439,5 +440,59 @@ def plot_solver_time(rows) -> Figure:
            ylabel=f"solve time (s, {statistic})", title="solver time versus instance size")
     ax.grid(alpha=0.3, which="major")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+              fontsize=_LEGEND_PT)
+    return figure
+
+
+def plot_energy_budget(rows) -> Figure:
+    """Optimal round latency against a per-round energy budget, one curve per method.
+
+    ``rows``: dicts with ``budget_j``, ``method``, ``round_latency_s`` and ``status``, as
+    :func:`lola.api.energy_budget_sweep` returns them (several rows per point are reduced to
+    their median). Budgets where a method finds no allocation are marked with an open marker
+    on the lower edge and labelled infeasible; a tighter budget can only slow the round, so each
+    exact curve falls as the budget grows.
+    """
+    figure = plt.figure(figsize=(8, 4.8), layout="constrained")
+    ax = figure.subplots()
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    layer = _layers(methods)
+    budgets = sorted({float(r["budget_j"]) for r in rows})
+    solved = [r["round_latency_s"] for r in rows if r["round_latency_s"] is not None]
+    floor = min(solved) if solved else 1.0
+    infeasible_shown = False
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        points, blocked = [], []
+        for budget in sorted({float(r["budget_j"]) for r in mine}):
+            here = [r["round_latency_s"] for r in mine if float(r["budget_j"]) == budget
+                    and r["round_latency_s"] is not None and r["status"] != "infeasible"]
+            (points.append((budget, float(np.median(here)))) if here else blocked.append(budget))
+        colour, marker = method_colour(method), method_marker(method)
+        if points:
+            x, y = zip(*points)
+            ax.plot(x, y, color=colour, marker=marker, ls="--" if _is_exact(method) else "-",
+                    lw=_width(layer[method]), markersize=_marker_size(layer[method]),
+                    zorder=3 + layer[method], label=method)
+        if blocked:
+            ax.plot(blocked, [0.0] * len(blocked), ls="none", marker=marker,
+                    markerfacecolor="none", markeredgecolor=colour, markersize=8,
+                    transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
+                    label=None if points else method)
+            infeasible_shown = True
+    if not solved:
+        ax.text(0.5, 0.5, INFEASIBLE_TEXT, transform=ax.transAxes, ha="center", va="center",
+                fontsize=_ANNOTATION_PT + 1)
+        ax.set_ylim(0, floor)
+    _plain_ticks(ax.xaxis, budgets)
+    ax.set(xlabel="energy budget per device and round (J)", ylabel="round latency (s)",
+           title="round latency versus the per-round energy budget")
+    ax.grid(alpha=0.3, which="major")
+    handles, labels = ax.get_legend_handles_labels()
+    if infeasible_shown:
+        handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="none",
+                              markeredgecolor="0.3", markersize=8))
+        labels.append("infeasible (open marker on the axis)")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
               fontsize=_LEGEND_PT)
     return figure

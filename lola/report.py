@@ -37,6 +37,7 @@ def format_result(result) -> str:
     if server:
         return _format_centralized(result, lines)
     rows = []
+    energy = any(d.energy_j is not None for d in result.devices)
     for device in result.devices:
         if not device.blocks and device.bandwidth_hz == 0:
             continue
@@ -44,17 +45,31 @@ def format_result(result) -> str:
         rows.append([device.name + slowest, ", ".join(device.blocks) or "-",
                      f"{device.bandwidth_hz / 1e6:.3f}", f"{device.compute_s:.4f}",
                      f"{device.upload_s:.4f}", f"{device.latency_s:.4f}",
-                     f"{device.memory_bytes / 1e9:.2f}"])
+                     f"{device.memory_bytes / 1e9:.2f}"]
+                    + ([_energy(device)] if energy else []))
     idle = sum(1 for d in result.devices if not d.blocks and d.bandwidth_hz == 0)
-    lines += ["", format_table(["device", "block", "MHz", "compute s", "upload s", "latency s",
-                                "memory GB"], rows, "llrrrrr")]
+    headers = ["device", "block", "MHz", "compute s", "upload s", "latency s", "memory GB"]
+    lines += ["", format_table(headers + (["energy J"] if energy else []), rows,
+                               "llrrrrr" + ("r" if energy else ""))]
     notes = []
     if idle:
         notes.append(f"{idle} device(s) idle")
+    if energy:
+        notes.append("energy J: compute_power_w x compute s + tx_power_w x upload s, "
+                     "/ the device's energy_budget_j where it has one")
     if any(row[0].endswith("*") for row in rows):
         notes.append("* sets the round latency")
     lines.append("(" + "; ".join(notes) + ")")
     return "\n".join(lines)
+
+
+def _energy(device) -> str:
+    """E_k in J, with the device's budget where it has one ("12.3 / 15")."""
+    if device.energy_j is None:
+        return "-"
+    if device.energy_budget_j is None:
+        return f"{device.energy_j:.4g}"
+    return f"{device.energy_j:.4g} / {device.energy_budget_j:.4g}"
 
 
 def _format_centralized(result, lines) -> str:
@@ -62,9 +77,11 @@ def _format_centralized(result, lines) -> str:
     server_s = float(result.extras.get("server_compute_s", 0.0))
     uploaders = [d for d in result.devices if d.bandwidth_hz > 0]
     slowest = max((d.upload_s for d in uploaders), default=0.0)
+    energy = any(d.energy_j is not None for d in uploaders)
     rows = [[d.name + ("*" if d.upload_s == slowest else ""), f"{d.bandwidth_hz / 1e6:.3f}",
-             f"{d.upload_s:.4f}"] for d in uploaders]
-    lines += ["", format_table(["uploads a mini-batch", "MHz", "upload s"], rows, "lrr"),
+             f"{d.upload_s:.4f}"] + ([_energy(d)] if energy else []) for d in uploaders]
+    headers = ["uploads a mini-batch", "MHz", "upload s"] + (["energy J"] if energy else [])
+    lines += ["", format_table(headers, rows, "lrr" + ("r" if energy else "")),
               f"server trains all {len(result.assignment)} blocks: {server_s:.4f} s",
               f"(round latency = slowest upload (*) {slowest:.4f} s + server compute "
               f"{server_s:.4f} s; {len(result.devices) - len(uploaders)} device(s) idle)"]
@@ -80,10 +97,15 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * value:+.1f}%"
 
 
+def _joules(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
 def format_comparison(comparison) -> str:
     baselines = [b.method for b in comparison.baselines]
+    energy = any(r.total_energy_j is not None for r in comparison.results)
     headers = (["method", "status", "latency s", "gap to bound", "time ms", "time limit"]
-               + [f"vs {name}" for name in baselines])
+               + (["energy J"] if energy else []) + [f"vs {name}" for name in baselines])
     rows = []
     for result in comparison.results:
         reductions = comparison.reductions(result)
@@ -92,6 +114,7 @@ def format_comparison(comparison) -> str:
         rows.append([result.method, result.status, latency,
                      _percent(comparison.gap_to_bound(result)),
                      _milliseconds(result.solve_time_s), "-" if limit is None else f"{limit:g} s"]
+                    + ([_joules(result.total_energy_j)] if energy else [])
                     + [_percent(reductions[b]) if b in reductions else "-" for b in baselines])
     bound = comparison.best_lower_bound_s
     lines = [f"scenario {comparison.scenario}  problem {comparison.problem}  best proven lower "
@@ -100,7 +123,8 @@ def format_comparison(comparison) -> str:
     lines += textwrap.wrap(
         "gap to bound: latency / best proven lower bound - 1; vs X: reduction of the round "
         "latency against baseline X, 1 - latency / latency of X (positive is faster; the JSON's "
-        "reduction_vs)", 100)
+        "reduction_vs)" + ("; energy J: the round's energy summed over the devices that train or "
+                           "upload (the JSON's total_energy_j)" if energy else ""), 100)
     reasons = {}
     for result in comparison.results:
         if result.round_latency_s is None and result.message:

@@ -68,6 +68,10 @@ class Block:
 
 @dataclass(frozen=True)
 class Device:
+    """One device. ``compute_power_w`` (W while training) and ``energy_budget_j`` (J per round)
+    are optional (section 10); a budget needs ``compute_power_w`` and ``tx_power_w``, which any
+    rate model accepts (``shannon`` also requires it for the rate)."""
+
     name: str
     flops_per_s: float
     memory_bytes: float
@@ -75,6 +79,8 @@ class Device:
     tx_power_w: float | None = None
     channel_gain: float | None = None
     bandwidth_hz: float | None = None
+    compute_power_w: float | None = None
+    energy_budget_j: float | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +273,8 @@ class _Checker:
 
 _BLOCK_KEYS = ("name", "flops", "memory_bytes", "params")
 _DEVICE_REQUIRED = ("name", "flops_per_s", "memory_bytes")
-_DEVICE_OPTIONAL = ("spectral_efficiency", "tx_power_w", "channel_gain", "bandwidth_hz")
+_DEVICE_OPTIONAL = ("spectral_efficiency", "tx_power_w", "channel_gain", "bandwidth_hz",
+                    "compute_power_w", "energy_budget_j")
 _RATE_KEYS = {"fixed": ("spectral_efficiency",), "shannon": ("tx_power_w", "channel_gain")}
 
 
@@ -320,6 +327,11 @@ def _parse_device(check, entry, here, rate_model):
                   optional=_DEVICE_OPTIONAL)
     values = {name: check.positive(entry[name], f"{here}.{name}")
               for name in _DEVICE_REQUIRED[1:] + _DEVICE_OPTIONAL if name in entry}
+    if "energy_budget_j" in values:
+        # E_k = compute_power_w compute_s + tx_power_w upload_s: a budget needs both powers.
+        for power in ("compute_power_w", "tx_power_w"):
+            if power not in values:
+                check.fail(f"{here}.{power}", "required when energy_budget_j is given")
     return Device(name=check.text(entry["name"], f"{here}.name"), **values)
 
 

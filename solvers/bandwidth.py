@@ -14,6 +14,11 @@ It is infinite when tau <= 0 or the rate is out of reach, and non-increasing in 
 For a fixed assignment, the best split equalises finishing times: the least T with
 sum_k b_k(T) <= B, found by bisection on T (:func:`optimal_split`).
 
+With energy budgets a device also needs at least e_kn (:meth:`~solvers.model.Instance.
+energy_bandwidth_floor`), a floor that does not depend on T, so a pair meets T within its budget
+iff it gets max(w_kn(T), e_kn): still non-increasing in T, and the split is the least T with
+sum_k max(w_k(T), e_k) <= B (devices whose floor binds finish early and keep it).
+
 >>> import numpy as np
 >>> float(min_bandwidth(2.0, flops=1.0, flops_per_s=1.0, bits=4.0, rate_model="fixed",
 ...                     spectral_efficiency=2.0))
@@ -109,11 +114,18 @@ def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
     snr = None if instance.device_snr_hz is None else instance.device_snr_hz[assignments]
     bits = instance.block_bits[None, :]
     budget = instance.total_bandwidth_hz
+    energy_floor = None
+    if instance.has_energy_budgets:
+        used = np.unique(assignments)  # the floor of the devices in play only
+        floor = instance.energy_bandwidth_floor(devices=used)
+        energy_floor = floor[np.searchsorted(used, assignments),
+                             np.arange(assignments.shape[1])[None, :]]
 
     def need(target):
-        return min_bandwidth(target[:, None], flops=flops, flops_per_s=speed, bits=bits,
-                             rate_model=instance.rate_model, spectral_efficiency=efficiency,
-                             snr_hz=snr)
+        need_hz = min_bandwidth(target[:, None], flops=flops, flops_per_s=speed, bits=bits,
+                                rate_model=instance.rate_model, spectral_efficiency=efficiency,
+                                snr_hz=snr)
+        return need_hz if energy_floor is None else np.maximum(need_hz, energy_floor)
 
     compute = (flops / speed).max(axis=1)
     lo = compute.copy()  # infeasible: no time left to upload
@@ -123,6 +135,11 @@ def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
             else share * np.log1p(snr / share) / LN2)
     with np.errstate(divide="ignore"):
         hi = (flops / speed + bits / rate).max(axis=1) * (1 + 1e-9)  # margin for rounding
+    if energy_floor is not None:
+        # The floors alone overflow B: no target is feasible. Otherwise the equal-share target
+        # may still fall short of a floor; the doubling below then moves it up (w -> 0 as T
+        # grows, so the total tends to sum_k e_k < B).
+        hi = np.where(energy_floor.sum(axis=1) < budget, hi, np.inf)
     for _ in range(60):
         short = np.isfinite(hi) & ~(need(hi).sum(axis=1) <= budget)
         if not short.any():

@@ -30,6 +30,13 @@ generator), and once at most ``enumerate_below`` values remain they are listed, 
 bisected. The answer is therefore always one of the computed T_kn values, never a float that
 merely lies between two of them.
 
+**Energy budgets.** A device k with a budget E^max_k (and powers P^c_k, P^tx_k) may train block
+n only if E_kn = P^c_k C_n / f_k + P^tx_k S_n / r_k <= E^max_k. Along the common order E_kn is
+non-decreasing (the computed values too: every operation is monotone on non-negative floats), so
+the blocks within the budget are a prefix, exactly like the memory-feasible ones: the device's
+cap becomes the shorter of the two prefixes (found by a vectorised binary search), and the
+nested-sets argument, hence the counting test and exactness, are unchanged.
+
 If the costs are not monotone in one common order, the counting test would be wrong, so CRUNCH
 refuses (returns ``None``) and the caller falls back to the general bottleneck assignment.
 
@@ -48,7 +55,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import pair_latency
+from .model import pair_energy, pair_latency
 
 __all__ = ["common_depth_order", "crunch_matching", "CrunchOutcome"]
 
@@ -127,6 +134,9 @@ def crunch_matching(**arrays) -> CrunchOutcome:
         C_n, S_n, m_n in the listed block order.
     device_flops_per_s, device_rate_bps, device_memory : (K,) arrays
         f_k, r_k (at the device's fixed bandwidth) and M_k.
+    device_energy_budget_j, device_compute_power_w, device_tx_power_w : (K,) arrays, optional
+        E^max_k (+inf where none), P^c_k and P^tx_k: pairs over budget are excluded (see the
+        module docstring). None (the default) means no budgets.
     seed : int
         Seed of the pivot sampler (the answer does not depend on it; the work does slightly).
     enumerate_below : int
@@ -137,7 +147,9 @@ def crunch_matching(**arrays) -> CrunchOutcome:
 
 
 def _crunch(*, block_flops, block_bits, block_memory, device_flops_per_s,
-           device_rate_bps, device_memory, seed=0, enumerate_below=4096) -> CrunchOutcome:
+           device_rate_bps, device_memory, device_energy_budget_j=None,
+           device_compute_power_w=None, device_tx_power_w=None, seed=0,
+           enumerate_below=4096) -> CrunchOutcome:
     C = np.asarray(block_flops, dtype=float)
     S = np.asarray(block_bits, dtype=float)
     m = np.asarray(block_memory, dtype=float)
@@ -154,6 +166,9 @@ def _crunch(*, block_flops, block_bits, block_memory, device_flops_per_s,
     r = np.asarray(device_rate_bps, dtype=float)
     cap = np.searchsorted(m, np.asarray(device_memory, dtype=float), side="right")
     cap[~(r > 0)] = 0  # a device with no uplink rate cannot deliver any gradient
+    if device_energy_budget_j is not None:
+        cap = np.minimum(cap, _energy_prefix(C, S, f, r, device_energy_budget_j,
+                                             device_compute_power_w, device_tx_power_w))
     first = np.where(cap >= 1, pair_latency(C[0], f, S[0], r), np.inf)
     last = np.where(cap >= n_blocks, pair_latency(C[-1], f, S[-1], r), np.inf)
 
@@ -267,6 +282,30 @@ def _crunch(*, block_flops, block_bits, block_memory, device_flops_per_s,
     assignment[order] = sorted_assignment
     return CrunchOutcome(assignment, float(threshold), probes=probes,
                          devices_kept=len(devices.index), order_is_listed=listed)
+
+
+def _energy_prefix(C, S, f, r, budget, compute_power, tx_power):
+    """How many of the (sorted) blocks each device can train within its energy budget.
+
+    E_kn is non-decreasing along the sorted blocks, so this is a binary search per device
+    (vectorised over devices); devices without a finite budget get every block.
+    """
+    budget = np.asarray(budget, dtype=float)
+    budgeted = np.isfinite(budget)
+    n_blocks = len(C)
+    lo = np.zeros(len(f), dtype=np.int64)  # blocks [0, lo) are known to fit
+    hi = np.full(len(f), n_blocks, dtype=np.int64)
+    rows = np.flatnonzero(budgeted)
+    lo[~budgeted] = n_blocks
+    while rows.size:
+        mid = (lo[rows] + hi[rows] + 1) // 2  # candidate prefix length, >= 1
+        energy = pair_energy(C[mid - 1], f[rows], S[mid - 1], r[rows], compute_power[rows],
+                             tx_power[rows])
+        fits = energy <= budget[rows]
+        lo[rows] = np.where(fits, mid, lo[rows])
+        hi[rows] = np.where(fits, hi[rows], mid - 1)
+        rows = rows[lo[rows] < hi[rows]]
+    return lo
 
 
 def _uniform_payload_counts(threshold, C, payload_bits, dev):

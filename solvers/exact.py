@@ -3,6 +3,12 @@
 P2: choose a one-to-one assignment a of blocks to devices and bandwidths b >= 0 with
 sum_k b_k <= B, minimising T = max_n T_{a(n) n}(b_{a(n)}).
 
+**Energy budgets.** A device with a budget needs at least e_kn
+(:meth:`~solvers.model.Instance.energy_bandwidth_floor`) whatever the target, so the bandwidth a
+pair needs to meet T within its budget is max(w_kn(T), e_kn): :func:`bandwidth_matrix` and
+:func:`pair_bandwidth` return that. It is still non-increasing in T, so every argument below
+holds word for word with w replaced by it, and the solvers stay exact under budgets.
+
 **The argument behind** :func:`solve_exact`. Fix a target T. A pair (k, n) meets it iff device k
 gets at least w_kn(T) = :func:`~solvers.bandwidth.min_bandwidth` (infinite when C_n / f_k >= T, the
 rate ceiling is below S_n / (T - C_n / f_k), or the pair is not memory-feasible). Devices do not
@@ -45,9 +51,10 @@ __all__ = ["bandwidth_matrix", "solve_exact", "solve_milp_jbba", "solve_brute_jb
 
 def bandwidth_matrix(instance: Instance, target_s: float, *, devices=None,
                      blocks=slice(None)) -> np.ndarray:
-    """w_kn(T) as a (K, N) array, +inf where the pair cannot meet T.
+    """max(w_kn(T), e_kn) as a (K, N) array, +inf where the pair cannot meet T.
 
-    ``devices`` (an index array) and ``blocks`` (a slice) restrict it to those rows and columns.
+    ``devices`` (an index array) and ``blocks`` (a slice) restrict it to those rows and columns;
+    e_kn is the energy floor (0 without budgets).
     """
     rows = slice(None) if devices is None else devices
     quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
@@ -59,11 +66,14 @@ def bandwidth_matrix(instance: Instance, target_s: float, *, devices=None,
         spectral_efficiency=quality if instance.rate_model == "fixed" else None,
         snr_hz=quality if instance.rate_model != "fixed" else None)
     fits = instance.block_memory[None, blocks] <= instance.device_memory[rows, None]
+    floor = instance.energy_bandwidth_floor(devices=devices, blocks=blocks)
+    if floor is not None:
+        need = np.maximum(need, floor)
     return np.where(fits, need, np.inf)
 
 
 def pair_bandwidth(instance: Instance, target_s: float, assignment) -> np.ndarray:
-    """w_{a(n) n}(T) for every block n under ``assignment``: the (N,) bandwidths it needs."""
+    """max(w_{a(n) n}(T), e_{a(n) n}) for every block n: the (N,) bandwidths it needs."""
     assignment = np.asarray(assignment, dtype=np.int64)
     quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
                else instance.device_snr_hz)[assignment]
@@ -73,6 +83,11 @@ def pair_bandwidth(instance: Instance, target_s: float, assignment) -> np.ndarra
         spectral_efficiency=quality if instance.rate_model == "fixed" else None,
         snr_hz=quality if instance.rate_model != "fixed" else None)
     fits = instance.block_memory <= instance.device_memory[assignment]
+    if instance.has_energy_budgets:
+        used = np.unique(assignment)
+        floor = instance.energy_bandwidth_floor(devices=used)
+        need = np.maximum(need, floor[np.searchsorted(used, assignment),
+                                      np.arange(instance.n_blocks)])
     return np.where(fits, need, np.inf)
 
 
@@ -104,13 +119,27 @@ def cheapest_devices(instance: Instance, target_s: float) -> np.ndarray:
 def equal_share_start(instance: Instance):
     """A feasible start: CRUNCH at the equal share B / N, then the best split for it.
 
+    With energy budgets the equal share may leave a device below its energy floor e_kn while a
+    larger share would do; then the start is the assignment of least total floor
+    sum_n e_{a(n) n} (the Hungarian method), feasible for P2 iff that total is below B
+    (w_kn(T) -> 0 as T grows), with its best split.
+
     Returns (assignment, latency_s, bandwidth per block) or None when infeasible.
     """
     start = solve_crunch(instance, instance.equal_bandwidth())
-    if start.assignment is None:
+    assignment = start.assignment
+    if assignment is not None:
+        latency, bandwidth = optimal_split(instance, assignment[None, :])
+    if instance.has_energy_budgets and (assignment is None or not np.isfinite(latency[0])):
+        floor = instance.energy_bandwidth_floor()
+        floor = np.where(instance.memory_feasible(), floor, np.inf)
+        assignment = min_cost_matching(floor)
+        if assignment is None:
+            return None
+        latency, bandwidth = optimal_split(instance, assignment[None, :])
+    if assignment is None:
         return None
-    latency, bandwidth = optimal_split(instance, start.assignment[None, :])
-    return start.assignment, float(latency[0]), bandwidth[0]
+    return assignment, float(latency[0]), bandwidth[0]
 
 
 def _split_result(instance, assignment, block_bandwidth, status, **kwargs):

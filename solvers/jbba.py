@@ -16,6 +16,13 @@ the simplex, and for fixed (mu, lambda) the dual function splits:
   ``shannon``: phi is convex in b; its stationarity condition r(b)^2 / r'(b) = mu_k S_n / lambda
   has an increasing left side and is solved exactly by bisection on log b (a safeguarded
   one-dimensional root, not a generic optimiser).
+  With energy budgets the sub-problem keeps the floor b >= e_kn of the device's budget
+  (:meth:`~solvers.model.Instance.energy_bandwidth_floor`) as a constraint: phi is convex in b,
+  so its minimiser over b >= e_kn is the unconstrained one clipped up to e_kn (value
+  recomputed there), and pairs with e_kn = inf are left out. Keeping the floor inside the
+  sub-problem (rather than dualising it) leaves g a valid lower bound on P2 with budgets, and
+  every allocation returned is a split of :func:`~solvers.bandwidth.optimal_split`, which keeps
+  every device at or above its floor, so it is within every budget.
 * **block sub-problem**: a linear assignment on costs mu_k C_n / f_k + phi_kn, solved by the
   Hungarian method (:func:`scipy.optimize.linear_sum_assignment`) over the pairs that survive
   CRUNCH's cut: memory-infeasible pairs and pairs whose compute time alone reaches the incumbent
@@ -112,6 +119,21 @@ def bandwidth_subproblem(weight, lam, *, rate_model, spectral_efficiency=None, s
         return np.where(zero, 0.0, b), np.where(zero, 0.0, value)
 
 
+def _clip_to_floor(bandwidth, value, floor, weight, lam, instance):
+    """The bandwidth sub-problem under b >= e: the convex minimiser clipped up to the floor."""
+    clipped = np.isfinite(floor) & (bandwidth < floor)
+    if not clipped.any():
+        return bandwidth, value
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
+                   else instance.device_snr_hz)[:, None]
+        at_floor = np.where(clipped, floor, 1.0)
+        rate = (at_floor * quality if instance.rate_model == "fixed"
+                else _shannon_rate(at_floor, quality))
+        floor_value = np.where(weight > 0, weight / rate, 0.0) + lam * at_floor
+    return np.where(clipped, floor, bandwidth), np.where(clipped, floor_value, value)
+
+
 def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1e-4,
                       patience=15, min_theta=1e-4, stall_iterations=60, repair=True,
                       time_limit_s=None, **_) -> SolverResult:
@@ -132,6 +154,9 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
     budget = instance.total_bandwidth_hz
     compute = instance.compute_time_matrix()
     allowed = instance.memory_feasible()
+    energy_floor = instance.energy_bandwidth_floor()
+    if energy_floor is not None:
+        allowed = allowed & np.isfinite(energy_floor)
     bits = instance.block_bits
     unique_bits, bits_index = np.unique(bits, return_inverse=True)
     efficiency = instance.device_spectral_efficiency
@@ -162,6 +187,10 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
         band_u, value_u = bandwidth_subproblem(weight, lam, rate_model=instance.rate_model,
                                                **kwargs)
         bandwidth_pair, value_pair = band_u[:, bits_index], value_u[:, bits_index]
+        if energy_floor is not None:
+            bandwidth_pair, value_pair = _clip_to_floor(
+                bandwidth_pair, value_pair, energy_floor, mu[:, None] * bits[None, :], lam,
+                instance)
         cost = mu[:, None] * compute + value_pair
         usable = allowed & (compute < upper)
         assignment = min_cost_matching(np.where(usable, cost, np.inf))

@@ -24,6 +24,8 @@ def _no_assignment(message=None):
 
 
 def solve_bottleneck(instance: Instance, bandwidth_hz, **_) -> SolverResult:
+    """General bottleneck assignment on the latency matrix, which is +inf on pairs that are not
+    memory-feasible or would exceed the device's energy budget at its bandwidth."""
     value, assignment = bottleneck_assignment(instance.latency_matrix(bandwidth_hz))
     if assignment is None:
         return _no_assignment()
@@ -32,11 +34,15 @@ def solve_bottleneck(instance: Instance, bandwidth_hz, **_) -> SolverResult:
 
 
 def solve_crunch(instance: Instance, bandwidth_hz, *, seed=0, **_) -> SolverResult:
+    """CRUNCH at the given bandwidths; energy budgets enter as a shorter per-device prefix of
+    blocks (see :mod:`solvers.crunch`), so the answer stays exact."""
     outcome = crunch.crunch_matching(
         block_flops=instance.block_flops, block_bits=instance.block_bits,
         block_memory=instance.block_memory, device_flops_per_s=instance.device_flops_per_s,
         device_rate_bps=instance.rate(bandwidth_hz), device_memory=instance.device_memory,
-        seed=seed)
+        device_energy_budget_j=instance.energy_budget_j() if instance.has_energy_budgets else None,
+        device_compute_power_w=instance.device_compute_power_w,
+        device_tx_power_w=instance.device_tx_power_w, seed=seed)
     if not outcome.monotone:
         result = solve_bottleneck(instance, bandwidth_hz)
         result.message = f"{outcome.reason}; solved by the general bottleneck assignment instead"
@@ -123,7 +129,9 @@ def solve_centralized(instance: Instance, bandwidth_hz=None, **_) -> SolverResul
     """Reference, not DEFT: the N best uplinks ship a mini-batch each, the server trains.
 
     latency = max_k (batch_bits / r_k(B / N)) + N * C_N / f_server over the N devices with the
-    highest rate at the equal share B / N.
+    highest rate at the equal share B / N. With energy budgets the uploaders are chosen among
+    the devices that can afford their upload, P^tx_k batch_bits / r_k(B / N) <= E^max_k (they
+    compute nothing); too few such devices is infeasible.
     """
     n_blocks = instance.n_blocks
     if instance.server_flops_per_s is None or instance.batch_bits is None:
@@ -132,7 +140,19 @@ def solve_centralized(instance: Instance, bandwidth_hz=None, **_) -> SolverResul
         return _no_assignment(f"centralized needs {n_blocks} devices to upload mini-batches")
     share = instance.equal_bandwidth()
     rate = instance.rate(share)
-    uploaders = np.argsort(-rate, kind="stable")[:n_blocks]
+    if instance.has_energy_budgets:
+        budget = instance.energy_budget_j()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            upload_energy = instance.device_tx_power_w * (instance.batch_bits / rate)
+        affordable = ~np.isfinite(budget) | (upload_energy <= budget)
+        if affordable.sum() < n_blocks:
+            return _no_assignment(
+                f"centralized needs {n_blocks} devices to upload mini-batches, but only "
+                f"{int(affordable.sum())} can afford the upload energy within their budgets")
+        rate_usable = np.where(affordable, rate, -np.inf)
+    else:
+        rate_usable = rate
+    uploaders = np.argsort(-rate_usable, kind="stable")[:n_blocks]
     upload_s = instance.batch_bits / rate[uploaders]
     server_s = n_blocks * instance.block_flops[-1] / instance.server_flops_per_s
     latency = float(upload_s.max() + server_s)

@@ -26,7 +26,8 @@ from .scip import solve_scip
 from .model import Instance
 from .result import SolverInputError, SolverResult
 
-__all__ = ["Method", "METHODS", "PROBLEMS", "methods_for", "get_method", "run_method"]
+__all__ = ["Method", "METHODS", "PROBLEMS", "methods_for", "get_method", "run_method",
+           "check_capabilities"]
 
 PROBLEMS = ("matching", "jbba")
 
@@ -37,7 +38,10 @@ class Method:
 
     ``solvers`` maps each problem the method solves to a callable
     ``(instance, **options) -> SolverResult``. ``role`` is one of ``"lola"`` (LoLa's own fast
-    methods), ``"exact"`` (exact references), ``"baseline"`` or ``"reference"``.
+    methods), ``"exact"`` (exact references), ``"baseline"`` or ``"reference"``. ``energy``
+    says that every allocation the method returns keeps each device within its energy budget
+    (an exact method then stays exact under the budgets); a method without it is refused an
+    instance with budgets.
     """
 
     name: str
@@ -46,6 +50,7 @@ class Method:
     exact: bool
     description: str
     requires: tuple = field(default=())
+    energy: bool = False
     # Imported before a solve is timed (the solvers import them lazily, so that the command
     # line starts fast): a reported solve time never includes a library's import.
     imports: tuple = field(default=("scipy.optimize", "scipy.sparse.csgraph", "scipy.special"))
@@ -123,35 +128,41 @@ def register(method: Method) -> Method:
 
 
 register(Method("crunch", {"matching": _at_fixed(matching.solve_crunch)}, "lola", True,
-                "CRUNCH: exact threshold matching exploiting monotone depth costs", imports=()))
+                "CRUNCH: exact threshold matching exploiting monotone depth costs", imports=(),
+                energy=True))
 register(Method("bottleneck", {"matching": _at_fixed(matching.solve_bottleneck)}, "exact", True,
-                "general bottleneck assignment (threshold bisection + Hopcroft-Karp)"))
+                "general bottleneck assignment (threshold bisection + Hopcroft-Karp)",
+                energy=True))
 register(Method("exact", {"jbba": exact.solve_exact}, "exact", True,
-                "exact JBBA: bisection on latency, min-total-bandwidth Hungarian test"))
+                "exact JBBA: bisection on latency, min-total-bandwidth Hungarian test",
+                energy=True))
 register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
-                "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step"))
+                "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step",
+                energy=True))
 register(Method("milp", {"matching": _at_fixed(matching.solve_milp),
                          "jbba": exact.solve_milp_jbba}, "exact", True,
                 "MILP through cvxpy and HiGHS (JBBA: bisection of MILP feasibility tests)",
-                requires=("cvxpy", "highspy")))
+                requires=("cvxpy", "highspy"), energy=True))
 register(Method("scip", {"jbba": solve_scip}, "exact", True,
                 "second opinion: P2 as one MISOCP in SCIP (fixed rate model)",
-                requires=("pyscipopt",)))
+                requires=("pyscipopt",), energy=True))
 register(Method("brute", {"matching": _at_fixed(matching.solve_brute),
                           "jbba": exact.solve_brute_jbba}, "exact", True,
-                "enumeration of all assignments (tiny instances only)"))
+                "enumeration of all assignments (tiny instances only)", energy=True))
 register(Method("random", {"matching": _at_fixed(matching.solve_random),
                            "jbba": _at_equal_share(matching.solve_random)}, "baseline", False,
-                "random feasible matching, equal bandwidth"))
+                "random feasible matching, equal bandwidth", energy=True))
 register(Method("greedy", {"matching": _at_fixed(matching.solve_greedy),
                            "jbba": _at_equal_share(matching.solve_greedy)}, "baseline", False,
-                "depth-aware greedy matching (deepest block first), equal bandwidth"))
+                "depth-aware greedy matching (deepest block first), equal bandwidth",
+                energy=True))
 register(Method("min-sum", {"matching": _at_fixed(matching.solve_min_sum),
                             "jbba": _at_equal_share(matching.solve_min_sum)}, "baseline", False,
-                "Hungarian min-total-latency matching, equal bandwidth"))
+                "Hungarian min-total-latency matching, equal bandwidth", energy=True))
 register(Method("centralized", {"matching": matching.solve_centralized,
                                 "jbba": matching.solve_centralized}, "reference", False,
-                "reference, not DEFT: devices upload mini-batches, the server trains"))
+                "reference, not DEFT: devices upload mini-batches, the server trains",
+                energy=True))
 
 
 def methods_for(problem: str, *, available_only: bool = True) -> list[Method]:
@@ -178,5 +189,17 @@ def get_method(name: str, problem: str) -> Method:
     return method
 
 
+def check_capabilities(method: Method, problem: str, instance: Instance) -> None:
+    """Refuse an instance that needs a capability ``method`` does not declare, naming the
+    methods for ``problem`` that have it (read from their flags)."""
+    if instance.has_energy_budgets and not method.energy:
+        names = ", ".join(m.name for m in methods_for(problem, available_only=False) if m.energy)
+        raise SolverInputError(
+            f"method {method.name!r} does not keep per-device energy budgets "
+            f"(energy_budget_j); methods for {problem} that do: {names}")
+
+
 def run_method(name: str, problem: str, instance: Instance, **options) -> SolverResult:
-    return get_method(name, problem).solvers[problem](instance, **options)
+    method = get_method(name, problem)
+    check_capabilities(method, problem, instance)
+    return method.solvers[problem](instance, **options)

@@ -8,7 +8,10 @@ T::
           0 <= b_kn <= B x_kn,  sum_kn b_kn <= B
           (T - C_n / f_k + M (1 - x_kn)) b_kn >= (S_n / rho_k) x_kn^2        (rotated cone)
 
-When x_kn = 1 the cone says C_n / f_k + S_n / (rho_k b_kn) <= T; when x_kn = 0 it is void. M is
+With energy budgets, b_kn >= e_kn x_kn keeps every device at or above its energy floor
+(:meth:`~solvers.model.Instance.energy_bandwidth_floor`), and pairs whose floor is infinite are
+left out, so the program is P2 with budgets. When x_kn = 1 the cone says
+C_n / f_k + S_n / (rho_k b_kn) <= T; when x_kn = 0 it is void. M is
 an upper bound on T (the equal-share CRUNCH allocation's latency) plus the largest compute time.
 The ``shannon`` rate is not second-order-cone representable, so this method takes ``fixed`` only.
 
@@ -73,6 +76,9 @@ def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
     upper = start[1]
     compute = instance.compute_time_matrix()
     allowed = instance.memory_feasible() & (compute < upper)
+    energy_floor = instance.energy_bandwidth_floor()
+    if energy_floor is not None:
+        allowed &= energy_floor < instance.total_bandwidth_hz
     scale = upper  # times in units of the start latency, bandwidth in units of B
     budget = instance.total_bandwidth_hz
     big_m = 1.0 + compute[allowed].max() / scale
@@ -88,6 +94,8 @@ def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
         x[k, n] = model.addVar(f"x_{k}_{n}", vtype="B")
         b[k, n] = model.addVar(f"b_{k}_{n}", lb=0.0, ub=1.0)
         model.addCons(b[k, n] <= x[k, n])
+        if energy_floor is not None and energy_floor[k, n] > 0:
+            model.addCons(b[k, n] >= float(energy_floor[k, n] / budget) * x[k, n])
         weight = instance.block_bits[n] / (instance.device_spectral_efficiency[k] * budget
                                            * scale)
         slack = latency - compute[k, n] / scale + big_m * (1 - x[k, n])

@@ -8,8 +8,15 @@ from solvers import Instance
 
 def random_instance(rng, *, n_blocks=None, n_devices=None, rate_model="fixed", monotone=True,
                     ties=False, memory_tight=False, fixed_bandwidth=False, max_blocks=5,
-                    extra_devices=3) -> Instance:
-    """A small random instance; ``ties`` draws costs from a few integers so values coincide."""
+                    extra_devices=3, energy=None, unbudgeted_share=0.3) -> Instance:
+    """A small random instance; ``ties`` draws costs from a few integers so values coincide.
+
+    ``energy`` ("tight" or "loose") adds compute and transmit powers and per-round energy
+    budgets, drawn after everything else (so the rest of the instance is the one drawn without
+    it): each budget is a device's energy on a random block at the equal share B / N times a
+    factor in [0.7, 1.3] ("tight") or [1.5, 4] ("loose"); a share ``unbudgeted_share`` of the
+    devices has no budget.
+    """
     n_blocks = n_blocks or int(rng.integers(1, max_blocks + 1))
     n_devices = n_devices or int(rng.integers(max(1, n_blocks - 1), n_blocks + extra_devices + 1))
     if ties:
@@ -32,12 +39,35 @@ def random_instance(rng, *, n_blocks=None, n_devices=None, rate_model="fixed", m
     if rate_model == "shannon":
         snr = 10 ** rng.uniform(5, 9, n_devices)  # P g / N0 in Hz: 0 dB to 40 dB SNR at 1 MHz
     bandwidth = rng.uniform(1e5, 5e6, n_devices) if fixed_bandwidth else None
-    return Instance(block_flops=flops, block_bits=bits, block_memory=memory,
-                    device_flops_per_s=speed, device_memory=device_memory,
-                    total_bandwidth_hz=float(rng.uniform(1e6, 4e7)), rate_model=rate_model,
-                    device_spectral_efficiency=None if rate_model == "shannon" else efficiency,
-                    device_snr_hz=snr, device_bandwidth_hz=bandwidth,
-                    server_flops_per_s=1e14, batch_bits=262144.0)
+    instance = Instance(block_flops=flops, block_bits=bits, block_memory=memory,
+                        device_flops_per_s=speed, device_memory=device_memory,
+                        total_bandwidth_hz=float(rng.uniform(1e6, 4e7)), rate_model=rate_model,
+                        device_spectral_efficiency=None if rate_model == "shannon" else efficiency,
+                        device_snr_hz=snr, device_bandwidth_hz=bandwidth,
+                        server_flops_per_s=1e14, batch_bits=262144.0)
+    if energy is None:
+        return instance
+    return with_random_budgets(rng, instance, tight=(energy == "tight"),
+                               unbudgeted_share=unbudgeted_share)
+
+
+def with_random_budgets(rng, instance, *, tight=True, unbudgeted_share=0.3) -> Instance:
+    """``instance`` with random powers (compute 1-60 W, transmit 0.1-1 W) and energy budgets
+    (see :func:`random_instance`)."""
+    import dataclasses
+
+    n_devices, n_blocks = instance.n_devices, instance.n_blocks
+    compute_power = rng.uniform(1.0, 60.0, n_devices)
+    tx_power = rng.uniform(0.1, 1.0, n_devices)
+    share = instance.equal_bandwidth()
+    energy = (compute_power[:, None] * instance.compute_time_matrix()
+              + tx_power[:, None] * instance.block_bits[None, :] / instance.rate(share)[:, None])
+    pick = rng.integers(0, n_blocks, n_devices)
+    factor = rng.uniform(0.7, 1.3, n_devices) if tight else rng.uniform(1.5, 4.0, n_devices)
+    budget = energy[np.arange(n_devices), pick] * factor
+    budget[rng.random(n_devices) < unbudgeted_share] = np.inf
+    return dataclasses.replace(instance, device_compute_power_w=compute_power,
+                               device_tx_power_w=tx_power, device_energy_budget_j=budget)
 
 
 def _fixed(flops, bits, memory, speed, device_memory, efficiency, bandwidth):

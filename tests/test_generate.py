@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 import lola
+import lola.profiles
 from lola import cli, generate
 
 
@@ -124,17 +125,22 @@ def test_feasibility_warning_for_too_few_devices():
 
 def test_feasibility_warning_for_memory():
     document = generate.generate_scenario(20, seed=0)
+    memory = {b.name: b.memory_bytes for b in lola.profiles.load_profile("roberta-base").blocks}
     for device in document["devices"]:
         device["memory_bytes"] = 1.5e9
     message = generate.feasibility_warning(document)
-    assert message.startswith("block layer.0 needs 1.783e+09 bytes of memory, more than any "
-                              "device has (the most is 1.5e+09")
-    # every block fits some device, but three blocks need more than 1.5e9 and two devices have it
-    document["devices"][0]["memory_bytes"] = 1.8e9
-    document["devices"][1]["memory_bytes"] = 1.8e9
-    message = generate.feasibility_warning(document)
-    assert message == ("3 blocks need at least 1.569e+09 bytes of memory each, but the devices "
-                       "with that much memory can take only 2 of them")
+    assert message.startswith(f"block layer.0 needs {memory['layer.0']:.4g} bytes of memory, "
+                              "more than any device has (the most is 1.5e+09")
+    # every block fits some device, but the blocks above 1.5e9 outnumber the two devices that
+    # have room for them
+    roomy = max(memory.values()) * 1.01
+    document["devices"][0]["memory_bytes"] = roomy
+    document["devices"][1]["memory_bytes"] = roomy
+    big = sorted((m for m in memory.values() if m > 1.5e9), reverse=True)
+    assert len(big) > 2
+    message = generate.feasibility_warning(document)  # the first count that Hall's rule fails
+    assert message == (f"3 blocks need at least {big[2]:.4g} bytes of memory each, but the "
+                       "devices with that much memory can take only 2 of them")
     assert lola.solve(lola.load_scenario(document), problem="matching",
                       method="crunch").status == "infeasible"
 
