@@ -19,8 +19,9 @@ from .api import (
 )
 from .scenario import Scenario, ScenarioError, load_scenario
 from .studies import sweep
+from .studies.rounds import simulate
 
 __version__ = "0.1.0"
 __all__ = ["Comparison", "Result", "Scenario", "compare", "ScenarioError", "SolverFailure", "SolverInputError", "Status",
            "default_method", "default_scenario", "default_scenario_path", "load_scenario", "solve",
-           "sweep", "__version__"]
+           "simulate", "sweep", "__version__"]

@@ -30,7 +30,7 @@ GENERATOR_NOISE_FIGURE_DB, GENERATOR_MAX_SPECTRAL_EFFICIENCY = 5.0, 7.4063
 # The kinds of ``lola plot`` (lola.plots.FIGURE_KINDS, checked equal by the tests; listed here so
 # that building the parser does not import matplotlib).
 FIGURE_KINDS = ("profile", "devices", "bandwidth", "memory", "convergence", "allocation",
-                "solver-time")
+                "solver-time", "energy")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +46,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every option's default; options without one (None) show none."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
 
@@ -163,6 +163,11 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed",
                           help="uplink rate model")
     generate.add_argument("--bandwidth", type=float, default=20e6, help="total bandwidth, Hz")
+    generate.add_argument("--energy", action="store_true",
+                          help="give every device compute_power_w (from its class's data "
+                          "sheet) and tx_power_w, so that results report energy_j")
+    generate.add_argument("--energy-budget", type=float, metavar="JOULES",
+                          help="every device's per-round energy_budget_j (implies --energy)")
     generate.add_argument("--noise-figure", type=float, default=GENERATOR_NOISE_FIGURE_DB,
                           metavar="DB", help="base station receiver noise figure, dB (3GPP TR "
                           "36.814); 0 switches it off")
@@ -191,13 +196,24 @@ def _build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--methods", help="comma-separated methods for sweeps and solver-time "
                       "(default: depends on the kind and problem)")
     plot.add_argument("--values", help="comma-separated sweep values: K for devices, Hz for "
-                      "bandwidth, a memory scale for memory, K = N for solver-time")
+                      "bandwidth, a memory scale for memory, K = N for solver-time, joules per "
+                      "device and round for energy (default: 8 budgets spanning the scenario's "
+                      "feasible range)")
     plot.add_argument("--seeds", type=int, default=5, help="seeds per sweep point")
     plot.add_argument("--devices", type=int, default=20, help="K for bandwidth/memory sweeps")
     plot.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed",
                       help="uplink rate model of the generated scenarios")
     plot.add_argument("--profiles", default="roberta-base,roberta-large",
                       help="comma-separated profiles (names or files) for 'profile'")
+
+    from .studies import rounds
+
+    simulate = command(
+        "simulate", help="many rounds: a fresh channel and availability every round",
+        description="Run R rounds: each draws every device's fading (and, optionally, "
+        "shadowing and availability) afresh, every listed method allocates it, and a static "
+        "variant keeps round 1's allocation. Prints a summary table or the JSON of every round.")
+    rounds.add_arguments(simulate)
 
     sweep = command(
         "sweep", help="run a grid of generated scenarios x methods into a CSV (resumable)",
@@ -303,7 +319,7 @@ def _profile(args) -> int:
     return EXIT_OK
 
 
-_GENERATOR_OPTIONS = {"n_devices": "--devices", "noise_figure_db": "--noise-figure",
+_GENERATOR_OPTIONS = {"n_devices": "--devices", "energy_budget_j": "--energy-budget", "noise_figure_db": "--noise-figure",
                       "max_spectral_efficiency": "--max-spectral-efficiency",
                       "total_bandwidth_hz": "--bandwidth", "rate_model": "--rate-model"}
 
@@ -314,11 +330,12 @@ def _generate(args) -> int:
 
     channel = {"noise_figure_db": args.noise_figure or None,
                "max_spectral_efficiency": args.max_spectral_efficiency or None}
+    power = {"energy": args.energy, "energy_budget_j": args.energy_budget}
     try:
         document = generate.generate_scenario(args.devices, profile=args.profile,
                                               rate_model=args.rate_model,
                                               total_bandwidth_hz=args.bandwidth, seed=args.seed,
-                                              name=args.name, **channel)
+                                              name=args.name, **channel, **power)
     except ValueError as err:
         message = str(err)
         for keyword, option in _GENERATOR_OPTIONS.items():  # speak in the command's own terms
@@ -330,6 +347,10 @@ def _generate(args) -> int:
         command += f" --noise-figure {args.noise_figure:g}"
     if args.max_spectral_efficiency != GENERATOR_MAX_SPECTRAL_EFFICIENCY:
         command += f" --max-spectral-efficiency {args.max_spectral_efficiency:g}"
+    if args.energy_budget is not None:
+        command += f" --energy-budget {args.energy_budget:g}"
+    elif args.energy:
+        command += " --energy"
     text = generate.to_yaml(document, command=command, **channel)
     warning = generate.feasibility_warning(document)
     if warning:
@@ -346,6 +367,17 @@ _SWEEP_DEFAULTS = {"devices": "12,16,20,30,40", "bandwidth": "2e6,5e6,1e7,2e7,5e
                    "memory": "0.4,0.6,0.8,1.0,1.5"}
 _SWEEP_METHODS = {"jbba": "exact,dual-ascent,greedy,min-sum,random",
                   "matching": "crunch,greedy,min-sum,random"}
+
+
+def _energy_budgets(scenario) -> list:
+    """Eight budgets from what the cheapest allocation's hungriest device spends to twice it."""
+    allocation = api.solve(scenario, method=api.default_method("jbba"))
+    spent = [d.energy_j for d in allocation.devices if d.blocks and d.energy_j is not None]
+    if not spent:
+        raise _UsageError("lola plot energy: the scenario's devices have no compute_power_w and "
+                          "tx_power_w (lola scenario generate --energy writes them)")
+    top = max(spent)
+    return [top * f for f in (0.3, 0.45, 0.6, 0.75, 0.9, 1.0, 1.5, 2.0)]
 
 
 def _plot(args) -> int:
@@ -376,6 +408,11 @@ def _plot(args) -> int:
                             problem=args.problem, seeds=args.seeds, devices=args.devices,
                             rate_model=args.rate_model)
         figure = plots.plot_sweep(rows)
+    elif kind == "energy":
+        figure = plots.plot_energy_budget(api.energy_budget_sweep(
+            scenario, numbers(args.values) if args.values else _energy_budgets(scenario),
+            problem=args.problem, methods=names(args.methods or ",".join(
+                [api.default_method(args.problem), "greedy", "min-sum"]))))
     elif kind == "convergence":
         method = args.method or "dual-ascent"
         if method != "dual-ascent":
@@ -457,7 +494,20 @@ def _run(args, parser) -> int:
         return _plot(args)
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "simulate":
+        return _simulate(args)
     return _solve(args)
+
+
+def _simulate(args) -> int:
+    from .studies import rounds
+
+    try:
+        return rounds.run_command(args)
+    except ScenarioError:
+        raise
+    except ValueError as err:
+        raise _UsageError(f"lola simulate: {err}") from None
 
 
 def main(argv=None) -> int:

@@ -274,7 +274,8 @@ def test_every_option_has_help_and_shows_its_default():
             if action.dest == "help":
                 continue
             assert action.help, f"{command.prog} {action.dest} has no help text"
-            if action.default not in (None, False) and action.option_strings:
+            if action.default is not None and action.default is not False \
+                    and action.option_strings:
                 text = command.format_help()
                 assert f"(default: {action.default})" in " ".join(text.split()), \
                     f"{command.prog} {action.option_strings[0]} does not show its default"
