@@ -1,7 +1,8 @@
 """The benchmark suite: ``python -m benchmarks [--quick] [--out DIR] [--force]
 [--executor local|dask] [--scheduler ADDRESS]`` (``make bench``).
 
-Runs every stage — CRUNCH scaling, JBBA scaling, JBBA quality, and the figures — writes CSV/JSON
+Runs every stage — CRUNCH scaling, JBBA scaling, exact JBBA at scale, JBBA quality, many rounds,
+and the figures — writes CSV/JSON
 results and PNG figures into one folder, then ``report.md`` with the headline ratios. Each stage
 ends by writing ``stage-NAME.json`` (atomically, like every file here), so an interrupted run
 leaves no half-written file and a rerun resumes after the last finished stage (``--force``
@@ -25,10 +26,11 @@ from pathlib import Path
 from lola._io import atomic_write_text
 from lola.studies import EXECUTORS, ExecutorUnavailable, check_executor, open_executor
 
-from . import crunch_scaling, jbba_quality, jbba_scaling
+from . import crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, rounds
 from .common import RESULTS
 
-STAGES = ("crunch_scaling", "jbba_scaling", "jbba_quality", "figures")
+STAGES = ("crunch_scaling", "jbba_scaling", "exact_scaling", "jbba_quality", "rounds",
+          "figures")
 
 
 def figures_stage(out_dir: Path, quick: bool, jobs: int, executor=None) -> dict:
@@ -93,9 +95,12 @@ def _report(out_dir: Path, summaries: dict, quick: bool) -> Path:
              f"{os.cpu_count()} cores, Python {platform.python_version()}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""]
     headlines = {"crunch_scaling": crunch_scaling.headline, "jbba_scaling": jbba_scaling.headline,
-                 "jbba_quality": jbba_quality.headline, "figures": figures_headline}
+                 "exact_scaling": exact_scaling.headline, "jbba_quality": jbba_quality.headline,
+                 "rounds": rounds.headline, "figures": figures_headline}
     titles = {"crunch_scaling": "CRUNCH scaling (problem P1)",
               "jbba_scaling": "JBBA scaling (problem P2)",
+              "exact_scaling": "Exact JBBA at scale (10^4 to 10^6 devices)",
+              "rounds": "Many rounds: re-allocation against a static allocation",
               "jbba_quality": "JBBA quality: dual ascent against the exact optimum",
               "figures": "Figures"}
     for stage in STAGES:
@@ -148,6 +153,8 @@ def main(argv=None):
 def _run_stages(out_dir: Path, args, executor) -> None:
     runners = {"crunch_scaling": lambda: crunch_scaling.run(out_dir, args.quick),
                "jbba_scaling": lambda: jbba_scaling.run(out_dir, args.quick),
+               "exact_scaling": lambda: exact_scaling.run(out_dir, args.quick),
+               "rounds": lambda: rounds.run(out_dir, args.quick),
                "jbba_quality": lambda: jbba_quality.run(out_dir, args.quick, jobs=args.jobs,
                                                         executor=executor()),
                "figures": lambda: figures_stage(out_dir, args.quick, args.jobs,

@@ -3,7 +3,7 @@ real measurements live in benchmarks/, not in timed tests)."""
 import json
 
 import benchmarks.__main__ as suite
-from benchmarks import crunch_scaling, jbba_quality, jbba_scaling
+from benchmarks import crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, rounds
 
 CRUNCH = {"milp_over_crunch_K100": 6000.0, "bottleneck_over_crunch_K100": 40.0,
           "bottleneck_over_crunch_K3000_N300": 500.0, "crunch_largest_K": 10**6,
@@ -15,6 +15,12 @@ QUALITY = {"instances": 4, "feasible": 4, "dual_ascent_gap": STATS,
            "dual_ascent_plain_gap": STATS, "dual_bound_ratio": STATS, "iterations": STATS,
            "iterations_plain": STATS,
            "reduction": {"random": {"exact": STATS, "dual_ascent": STATS}}}
+EXACT = {"exact_s": {"10000x100": 0.05}, "peak_mib": {"10000x100": 30.0},
+         "dual_ascent_s_20": 0.03, "dense_over_exact_1e4": 150.0, "rows": []}
+ROUNDS = {"rounds": 10, "devices": 100, "wall_s": 1.0, "exact_solve_median_s": 0.002,
+          "static_loss_percent": 7.0, "static_total_time_s": 10.7, "exact_total_time_s": 10.0,
+          "static_infeasible_rounds": 0, "static_median_loss_percent": 3.0,
+          "static_worst_round_s": 2.0, "exact_worst_round_s": 1.0}
 FIGURES = {"figures": ["a.png"], "seeds": 2, "dual_ascent_reduction_K20": {"random": 0.5}}
 
 
@@ -30,19 +36,22 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(crunch_scaling, "run", stub("crunch", CRUNCH))
     monkeypatch.setattr(jbba_scaling, "run", stub("scaling", SCALING))
     monkeypatch.setattr(jbba_quality, "run", stub("quality", QUALITY))
+    monkeypatch.setattr(exact_scaling, "run", stub("exact", EXACT))
+    monkeypatch.setattr(rounds, "run", stub("rounds", ROUNDS))
     monkeypatch.setattr(suite, "figures_stage", stub("figures", FIGURES))
     suite.main(["--out", str(tmp_path), "--quick"])
-    assert calls == ["crunch", "scaling", "quality", "figures"]
+    assert calls == ["crunch", "scaling", "exact", "quality", "rounds", "figures"]
     for stage in suite.STAGES:
         assert json.loads((tmp_path / f"stage-{stage}.json").read_text())
     report = (tmp_path / "report.md").read_text()
     assert "6000x faster" in report and "200x slower" in report
+    assert "150x (target >= 20x)" in report and "costs 7.0 % more total time" in report
     assert "dual ascent's mean round latency is 50.0 % below random's" in report
 
     (tmp_path / "stage-figures.json").unlink()  # as if interrupted during the last stage
     suite.main(["--out", str(tmp_path)])
-    assert calls[4:] == ["figures"]
+    assert calls[6:] == ["figures"]
     assert "finished earlier" in capsys.readouterr().out
     suite.main(["--out", str(tmp_path), "--force"])
-    assert calls[5:] == ["crunch", "scaling", "quality", "figures"]
+    assert calls[7:] == ["crunch", "scaling", "exact", "quality", "rounds", "figures"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
