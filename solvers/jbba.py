@@ -179,11 +179,15 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
     repaired_at = None
     history = []
     columns = np.arange(N)
+    # Loop invariants, hoisted: the loop runs hundreds of times on small arrays, where numpy's
+    # per-call overhead is most of the cost.
+    kwargs = ({"spectral_efficiency": efficiency[:, None]} if instance.rate_model == "fixed"
+              else {"snr_hz": snr[:, None]})
+    unique_bits_row = unique_bits[None, :]
+    usable_at = None
     for iteration in range(1, max_iterations + 1):
         # Bandwidth sub-problem per (device, distinct payload), then per pair.
-        weight = mu[:, None] * unique_bits[None, :]
-        kwargs = ({"spectral_efficiency": efficiency[:, None]} if instance.rate_model == "fixed"
-                  else {"snr_hz": snr[:, None]})
+        weight = mu[:, None] * unique_bits_row
         band_u, value_u = bandwidth_subproblem(weight, lam, rate_model=instance.rate_model,
                                                **kwargs)
         bandwidth_pair, value_pair = band_u[:, bits_index], value_u[:, bits_index]
@@ -192,8 +196,13 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
                 bandwidth_pair, value_pair, energy_floor, mu[:, None] * bits[None, :], lam,
                 instance)
         cost = mu[:, None] * compute + value_pair
-        usable = allowed & (compute < upper)
-        assignment = min_cost_matching(np.where(usable, cost, np.inf))
+        if usable_at != upper:  # the cut moves with the incumbent only
+            usable_at = upper
+            usable = allowed & (compute < upper)
+            blocked = ~usable
+        matching_cost = cost.copy()
+        matching_cost[blocked] = np.inf
+        assignment = min_cost_matching(matching_cost)
         if assignment is None:  # only the incumbent's pairs survive the cut
             lower = upper
             break
