@@ -19,9 +19,10 @@ from .api import (
 )
 from .scenario import Scenario, ScenarioError, load_scenario
 from .studies import sweep
+from .studies.pareto import pareto
 from .studies.rounds import simulate
 
 __version__ = "0.1.0"
 __all__ = ["Comparison", "Result", "Scenario", "compare", "ScenarioError", "SolverFailure", "SolverInputError", "Status",
            "default_method", "default_scenario", "default_scenario_path", "load_scenario", "solve",
-           "simulate", "sweep", "__version__"]
+           "pareto", "simulate", "sweep", "__version__"]

@@ -208,6 +208,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     from .studies import rounds
 
+    from .studies import pareto
+
+    front = command(
+        "pareto", help="which layers, at what rank: the exact Pareto front of configurations",
+        description="Solve every fine-tuning configuration (LoRA adapters on the top L layers, "
+        "at rank r) exactly on the scenario's devices and mark the exact Pareto front of round "
+        "latency against trainable parameters (and peak memory, measured quality), with a "
+        "chosen point: the knee, or the best within the bounds given.")
+    pareto.add_arguments(front)
+
     simulate = command(
         "simulate", help="many rounds: a fresh channel and availability every round",
         description="Run R rounds: each draws every device's fading (and, optionally, "
@@ -496,7 +506,20 @@ def _run(args, parser) -> int:
         return _sweep(args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "pareto":
+        return _pareto(args)
     return _solve(args)
+
+
+def _pareto(args) -> int:
+    from .studies import pareto
+
+    try:
+        return pareto.run_command(args)
+    except ScenarioError:
+        raise
+    except ValueError as err:
+        raise _UsageError(f"lola pareto: {err}") from None
 
 
 def _simulate(args) -> int:

@@ -3,7 +3,8 @@ real measurements live in benchmarks/, not in timed tests)."""
 import json
 
 import benchmarks.__main__ as suite
-from benchmarks import crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, rounds
+from benchmarks import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid,
+                        rounds)
 
 CRUNCH = {"milp_over_crunch_K100": 6000.0, "bottleneck_over_crunch_K100": 40.0,
           "bottleneck_over_crunch_K3000_N300": 500.0, "crunch_largest_K": 10**6,
@@ -21,6 +22,10 @@ ROUNDS = {"rounds": 10, "devices": 100, "wall_s": 1.0, "exact_solve_median_s": 0
           "static_loss_percent": 7.0, "static_total_time_s": 10.7, "exact_total_time_s": 10.0,
           "static_infeasible_rounds": 0, "static_median_loss_percent": 3.0,
           "static_worst_round_s": 2.0, "exact_worst_round_s": 1.0}
+PARETO = {"grids": {"roberta-base": {
+    "configurations": 72, "devices": 20, "seconds": 0.2, "target_s": 5, "front_points": 17,
+    "grid_dominated_picks": 7, "grid_picks": 15, "grid_front_missed": 9,
+    "knee": {"layers": 6, "rank": 32, "round_latency_s": 0.5}}}}
 FIGURES = {"figures": ["a.png"], "seeds": 2, "dual_ascent_reduction_K20": {"random": 0.5}}
 
 
@@ -38,20 +43,23 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(jbba_quality, "run", stub("quality", QUALITY))
     monkeypatch.setattr(exact_scaling, "run", stub("exact", EXACT))
     monkeypatch.setattr(rounds, "run", stub("rounds", ROUNDS))
+    monkeypatch.setattr(pareto_grid, "run", stub("pareto", PARETO))
     monkeypatch.setattr(suite, "figures_stage", stub("figures", FIGURES))
     suite.main(["--out", str(tmp_path), "--quick"])
-    assert calls == ["crunch", "scaling", "exact", "quality", "rounds", "figures"]
+    assert calls == ["crunch", "scaling", "exact", "quality", "rounds", "pareto", "figures"]
     for stage in suite.STAGES:
         assert json.loads((tmp_path / f"stage-{stage}.json").read_text())
     report = (tmp_path / "report.md").read_text()
     assert "6000x faster" in report and "200x slower" in report
     assert "150x (target >= 20x)" in report and "costs 7.0 % more total time" in report
+    assert "7 of 15 dominated" in report
     assert "dual ascent's mean round latency is 50.0 % below random's" in report
 
     (tmp_path / "stage-figures.json").unlink()  # as if interrupted during the last stage
     suite.main(["--out", str(tmp_path)])
-    assert calls[6:] == ["figures"]
+    assert calls[7:] == ["figures"]
     assert "finished earlier" in capsys.readouterr().out
     suite.main(["--out", str(tmp_path), "--force"])
-    assert calls[7:] == ["crunch", "scaling", "exact", "quality", "rounds", "figures"]
+    assert calls[8:] == ["crunch", "scaling", "exact", "quality", "rounds", "pareto",
+                         "figures"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
