@@ -47,7 +47,7 @@ Examples
 >>> spec = {"problem": "matching", "methods": ["crunch", "greedy"], "seeds": [0, 1],
 ...         "generate": {"devices": [12, 14]}}
 >>> outcome = sweep(spec, output=output)
->>> len(outcome.rows), outcome.ran, outcome.rows[0]["n_devices"], outcome.rows[0]["method"]
+>>> len(outcome.rows), outcome.ran, outcome.rows[0]["devices"], outcome.rows[0]["method"]
 (8, 8, 12, 'crunch')
 >>> sweep(spec, output=output).ran  # everything is in the file already
 0
@@ -94,15 +94,27 @@ GENERATOR_ARGUMENTS = _generator_arguments()
 #: Short names accepted in ``generate``, as on the command line of ``lola scenario generate``.
 GENERATE_ALIASES = {"devices": "n_devices", "bandwidth": "total_bandwidth_hz"}
 
-COLUMNS = ("key", "name", "problem", "method", "seed", *GENERATOR_ARGUMENTS, "time_limit_s",
+#: A row names the number of devices as the sweep file and the contract do (``devices``); the
+#: other generator arguments keep the generator's names, units included.
+_COLUMN_OF = {"n_devices": "devices"}
+_ARGUMENT_OF = {column: argument for argument, column in _COLUMN_OF.items()}
+
+
+def _column(argument: str) -> str:
+    return _COLUMN_OF.get(argument, argument)
+
+
+COLUMNS = ("key", "name", "problem", "method", "seed",
+           *(_column(name) for name in GENERATOR_ARGUMENTS), "time_limit_s",
            "solver_seed", "status", "round_latency_s", "lower_bound_s", "solve_time_s",
            "message")
-_INTEGER_COLUMNS = ("seed", "solver_seed", *(name for name, default in GENERATOR_ARGUMENTS.items()
+_INTEGER_COLUMNS = ("seed", "solver_seed", *(_column(name) for name, default
+                                             in GENERATOR_ARGUMENTS.items()
                                              if type(default) is int))
-_BOOLEAN_COLUMNS = tuple(name for name, default in GENERATOR_ARGUMENTS.items()
+_BOOLEAN_COLUMNS = tuple(_column(name) for name, default in GENERATOR_ARGUMENTS.items()
                          if type(default) is bool)
 _FLOAT_COLUMNS = ("time_limit_s", "round_latency_s", "lower_bound_s", "solve_time_s",
-                  *(name for name, default in GENERATOR_ARGUMENTS.items()
+                  *(_column(name) for name, default in GENERATOR_ARGUMENTS.items()
                     if default is None or type(default) is float))
 _TOP_KEYS = ("name", "problem", "methods", "seeds", "time_limit_s", "generate")
 
@@ -360,7 +372,7 @@ def solve_task(task: dict) -> dict:
     document = generate_scenario(seed=task["seed"],
                                  **{name: task[name] for name in GENERATOR_ARGUMENTS})
     scenario = load_scenario(document)
-    row = {column: task.get(column) for column in COLUMNS}
+    row = {column: task.get(_ARGUMENT_OF.get(column, column)) for column in COLUMNS}
     started = time.perf_counter()
     try:
         result = solve(scenario, problem=task["problem"], method=task["method"],
