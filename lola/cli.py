@@ -505,32 +505,24 @@ def _run(args, parser) -> int:
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "simulate":
-        return _simulate(args)
+        return _study("rounds", args)
     if args.command == "pareto":
-        return _pareto(args)
+        return _study("pareto", args)
     return _solve(args)
 
 
-def _pareto(args) -> int:
-    from .studies import pareto
+def _study(name: str, args) -> int:
+    """``lola pareto`` and ``lola simulate``: their module parses its own options and runs; its
+    one-line ``ValueError`` becomes a usage error (exit 2)."""
+    import importlib
 
+    module = importlib.import_module(f".studies.{name}", __package__)
     try:
-        return pareto.run_command(args)
+        return module.run_command(args)
     except ScenarioError:
         raise
     except ValueError as err:
-        raise _UsageError(f"lola pareto: {err}") from None
-
-
-def _simulate(args) -> int:
-    from .studies import rounds
-
-    try:
-        return rounds.run_command(args)
-    except ScenarioError:
-        raise
-    except ValueError as err:
-        raise _UsageError(f"lola simulate: {err}") from None
+        raise _UsageError(f"lola {args.command}: {err}") from None
 
 
 def main(argv=None) -> int:
