@@ -206,9 +206,7 @@ def _build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--profiles", default="roberta-base,roberta-large",
                       help="comma-separated profiles (names or files) for 'profile'")
 
-    from .studies import rounds
-
-    from .studies import pareto
+    from .studies import ledger, pareto, rounds
 
     front = command(
         "pareto", help="which layers, at what rank: the exact Pareto front of configurations",
@@ -217,6 +215,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "latency against trainable parameters (and peak memory, measured quality), with a "
         "chosen point: the knee, or the best within the bounds given.")
     pareto.add_arguments(front)
+
+    traffic = command(
+        "ledger", help="the bytes an allocation moves on each link, against centralized",
+        description="Count, for the allocation a method returns, the bytes on each device's "
+        "uplink and downlink per round and over R rounds (block gradients up, updated adapters "
+        "down), and the same for the centralized reference (mini-batches up).")
+    ledger.add_arguments(traffic)
 
     simulate = command(
         "simulate", help="many rounds: a fresh channel and availability every round",
@@ -508,6 +513,8 @@ def _run(args, parser) -> int:
         return _study("rounds", args)
     if args.command == "pareto":
         return _study("pareto", args)
+    if args.command == "ledger":
+        return _study("ledger", args)
     return _solve(args)
 
 
