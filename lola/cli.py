@@ -199,8 +199,9 @@ def _build_parser() -> argparse.ArgumentParser:
                       "bandwidth, a memory scale for memory, K = N for solver-time, joules per "
                       "device and round for energy (default: 8 budgets spanning the scenario's "
                       "feasible range)")
-    plot.add_argument("--seeds", type=int, default=5, help="seeds per sweep point")
-    plot.add_argument("--devices", type=int, default=20, help="K for bandwidth/memory sweeps")
+    plot.add_argument("--seeds", type=_positive_int, default=5, help="seeds per sweep point")
+    plot.add_argument("--devices", type=_positive_int, default=20,
+                      help="K for bandwidth/memory sweeps")
     plot.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed",
                       help="uplink rate model of the generated scenarios")
     plot.add_argument("--profiles", default="roberta-base,roberta-large",
@@ -396,21 +397,44 @@ def _energy_budgets(scenario) -> list:
 
 
 def _plot(args) -> int:
-    from . import plots, sweeps
+    from . import plots
 
     def names(text):
         return [item.strip() for item in text.split(",") if item.strip()]
 
     def numbers(text):
         try:
-            return [float(item) for item in names(text)]
+            values = [float(item) for item in names(text)]
         except ValueError:
-            raise _UsageError(f"lola plot: --values must be numbers, got {text!r}") from None
+            values = []
+        if not values or not all(math.isfinite(v) and v > 0 for v in values):
+            raise _UsageError(f"lola plot: --values must be positive numbers, got {text!r}")
+        return values
 
     kind = args.kind
     output = args.output or f"{kind}.png"
     if not output.lower().endswith((".png", ".pdf", ".svg")):
         raise _UsageError(f"lola plot: {output}: the figure file must end in .png, .pdf or .svg")
+    try:
+        figure = _figure(args, kind, names, numbers)
+    except _UsageError:
+        raise
+    except ValueError as err:  # a sweep or figure that cannot be drawn from these values
+        raise _UsageError(f"lola plot {kind}: {' '.join(str(err).split())}") from None
+    if figure is None:
+        return EXIT_INFEASIBLE
+    try:
+        plots.save(figure, output)
+    except ValueError as err:
+        raise _UsageError(f"lola plot: {err}") from None
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
+def _figure(args, kind, names, numbers):
+    """The figure of ``lola plot KIND``, or None when there is nothing to draw."""
+    from . import plots, sweeps
+
     scenario = args.scenario or str(api.default_scenario_path())
     if kind == "profile":
         figure = plots.plot_profile(names(args.profiles))
@@ -438,7 +462,7 @@ def _plot(args) -> int:
         result = api.solve(scenario, problem=args.problem, method=args.method)
         if result.round_latency_s is None:
             print(f"lola: nothing to draw: {result.message}", file=sys.stderr)
-            return EXIT_INFEASIBLE
+            return None
         figure = plots.plot_allocation(result)
     else:
         sizes = [int(v) for v in numbers(args.values or "10,20,50,100")]
@@ -446,12 +470,7 @@ def _plot(args) -> int:
         rows = sweeps.timing(sizes, methods=names(args.methods or default),
                              problem=args.problem, seeds=args.seeds, rate_model=args.rate_model)
         figure = plots.plot_solver_time(rows)
-    try:
-        plots.save(figure, output)
-    except ValueError as err:
-        raise _UsageError(f"lola plot: {err}") from None
-    print(f"wrote {output}")
-    return EXIT_OK
+    return figure
 
 
 def _sweep(args) -> int:

@@ -43,7 +43,7 @@ from .common import assignment_result
 from .matching import check_milp_size, solve_crunch
 from .milp import milp_assignment
 from .model import Instance
-from .result import SolverFailure, SolverResult, Status
+from .result import SolverFailure, SolverInputError, SolverResult, Status
 
 __all__ = ["bandwidth_matrix", "solve_exact", "solve_milp_jbba", "solve_brute_jbba",
            "equal_share_start"]
@@ -157,6 +157,18 @@ class _Bisection:
             assignment, hi, lo, steps, stopped)
 
 
+#: The tolerances an exact P2 method accepts: tight enough for the contract (1e-6), loose enough
+#: for float64 to resolve (a bracket narrower than a few ulps never closes).
+RTOL_RANGE = (1e-14, 1e-6)
+
+
+def _check_rtol(rtol) -> None:
+    low, high = RTOL_RANGE
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not low <= rtol <= high:
+        raise SolverInputError(f"rtol must be a number between {low:g} and {high:g} (an exact "
+                               f"method's relative tolerance), got {rtol!r}")
+
+
 def _deadline(time_limit_s):
     return None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
 
@@ -257,6 +269,7 @@ def solve_exact(instance: Instance, *, rtol=1e-9, time_limit_s=None, prune=True,
     ``feasible`` with the interval proven so far (the allocation at its feasible end, its
     infeasible end as the lower bound).
     """
+    _check_rtol(rtol)
     deadline = _deadline(time_limit_s)
     if not prune:
         return _finish(instance, _bisect(instance, _hungarian_total(instance), rtol=rtol,
@@ -273,7 +286,16 @@ def solve_exact(instance: Instance, *, rtol=1e-9, time_limit_s=None, prune=True,
                          deadline=deadline)
         steps += search.steps
         search.steps = steps
-        if search.stopped or candidates is None:
+        if candidates is None:
+            break
+        if search.stopped:
+            # The infeasible end was probed on the candidates only: certify it over every
+            # device (one probe past the limit), or report no bound and the better allocation.
+            if search.lo > 0:
+                union = cheapest_devices(instance, search.lo)
+                total, assignment, _ = _hungarian_total(instance, union)(search.lo)
+                if assignment is not None and total <= budget:
+                    search.assignment, search.hi, search.lo = assignment, search.lo, 0.0
             break
         union = cheapest_devices(instance, search.lo)
         certifications += 1
@@ -335,6 +357,7 @@ def solve_milp_jbba(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) ->
     stopped by it still proves its target feasible when its incumbent fits in B, or infeasible
     when HiGHS's bound exceeds B; otherwise the bisection stops with the interval proven so far.
     """
+    _check_rtol(rtol)
     check_milp_size(int(instance.memory_feasible().sum()), time_limit_s)
     deadline = _deadline(time_limit_s)
     budget = instance.total_bandwidth_hz

@@ -118,3 +118,31 @@ def test_scaled_instance_with_many_devices_matches_the_reference():
     dense = run_method("exact", "jbba", instance, prune=False)
     assert fast.round_latency_s == pytest.approx(dense.round_latency_s, rel=2e-9)
     assert fast.extras["candidate_devices"] < 3000 / 4
+
+
+@pytest.mark.parametrize("rtol", [0, 1e-17, 2.0, float("nan"), True])
+def test_a_tolerance_that_cannot_close_or_is_not_exact_is_refused(rtol):
+    """rtol = 0 never closed the bracket (a hang); rtol = 2 reported 'optimal' 1 % too high."""
+    from solvers import SolverInputError
+    rng = np.random.default_rng(1)
+    instance = random_instance(rng, n_blocks=3, n_devices=12)
+    for method in ("exact", "milp"):
+        with pytest.raises(SolverInputError, match="rtol must be a number between"):
+            run_method(method, "jbba", instance, rtol=rtol)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_a_time_limited_pruned_search_reports_only_a_certified_bound(seed):
+    """Stopped mid-search, the infeasible end was probed on the candidates only; the bound
+    reported must hold over every device (it is certified, or 0)."""
+    rng = np.random.default_rng(500 + seed)
+    instance = random_instance(rng, n_blocks=int(rng.integers(2, 5)),
+                               n_devices=int(rng.integers(12, 40)), ties=bool(seed % 2))
+    optimum = solve_exact(instance, prune=False)
+    if optimum.status is Status.INFEASIBLE:
+        return
+    for limit in (1e-5, 1e-4, 1e-3):
+        result = solve_exact(instance, time_limit_s=limit)
+        check_allocation(instance, result)
+        assert result.lower_bound_s <= optimum.round_latency_s * (1 + 1e-9)
+        assert result.round_latency_s >= optimum.round_latency_s * (1 - 1e-9)

@@ -142,6 +142,10 @@ def test_ctrl_c_during_scip_exits_130_with_nothing_on_stdout(command, large_scen
      "takes no time limit"),
     (["plot", "convergence", "--method", "exact", "-o", "x.png"], "only dual-ascent"),
     (["scenario", "generate", "--devices", "0"], "devices"),
+    (["plot", "devices", "--values", "0", "-o", "x.png"], "--values"),
+    (["plot", "bandwidth", "--values", "-5", "-o", "x.png"], "--values"),
+    (["plot", "solver-time", "--values", "0", "-o", "x.png"], "--values"),
+    (["plot", "devices", "--seeds", "0", "-o", "x.png"], "--seeds"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(args, words, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
