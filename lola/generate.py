@@ -310,6 +310,32 @@ def _represent_float(dumper, value):
 _Dumper.add_representer(float, _represent_float)
 
 
+class _ExactDumper(yaml.SafeDumper):
+    """Floats as the shortest text that reads back as the very same number (short scientific
+    form for large and small magnitudes, 2.192e+12), always with a dot in the mantissa so that
+    YAML 1.1 readers take them as numbers too."""
+
+
+def _represent_float_exactly(dumper, value):
+    value = float(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e6:
+        text = repr(value)
+    else:
+        mantissa, exponent = np.format_float_scientific(value, unique=True).split("e")
+        text = f"{mantissa}{'0' if mantissa.endswith('.') else ''}e{exponent}"
+    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+_ExactDumper.add_representer(float, _represent_float_exactly)
+
+
+def dump_yaml(document: dict, *, exact_floats: bool = False) -> str:
+    """YAML text of a scenario document, keys in their order. Floats in 6 significant digits, or
+    with ``exact_floats`` the shortest text that reads back as the same number."""
+    return yaml.dump(document, Dumper=_ExactDumper if exact_floats else _Dumper,
+                     sort_keys=False, default_flow_style=None, width=100)
+
+
 def to_yaml(document: dict, *, command: str | None = None,
             noise_figure_db: float | None = NOISE_FIGURE_DB,
             max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY) -> str:
@@ -332,9 +358,7 @@ def to_yaml(document: dict, *, command: str | None = None,
               f"# {noise}, {ceiling}."]
     if command:
         header.append(f"# Command: {command}")
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=None,
-                     width=100)
-    return "\n".join(header) + "\n" + body
+    return "\n".join(header) + "\n" + dump_yaml(document)
 
 
 def scaled_instance(n_devices: int, n_blocks: int, *, seed: int = 0, rate_model: str = "fixed",

@@ -64,13 +64,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 import solvers
 
 from .. import costs
 from .._io import atomic_write_text
-from ..generate import MAX_SPECTRAL_EFFICIENCY
+from ..generate import MAX_SPECTRAL_EFFICIENCY, dump_yaml
 from ..scenario import Scenario, ScenarioError, load_scenario, read_document
 from .rows import format_value
 from .runner import run_tasks
@@ -448,25 +447,6 @@ def round_document(scenario, round_index: int, **options) -> dict:
     return document
 
 
-class _Dumper(yaml.SafeDumper):
-    """Floats as the shortest text that reads back as the very same number (short scientific
-    form for large and small magnitudes, 2.192e+12), always with a dot in the mantissa so that
-    YAML 1.1 readers take them as numbers too."""
-
-
-def _represent_float(dumper, value):
-    value = float(value)
-    if value == 0 or 1e-3 <= abs(value) < 1e6:
-        text = repr(value)
-    else:
-        mantissa, exponent = np.format_float_scientific(value, unique=True).split("e")
-        text = f"{mantissa}{'0' if mantissa.endswith('.') else ''}e{exponent}"
-    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
-
-
-_Dumper.add_representer(float, _represent_float)
-
-
 def export_round(scenario, round_index: int, path, **options) -> Path:
     """Write round ``round_index``'s scenario (:func:`round_document`) to ``path``, atomically:
     JSON when the name ends in ``.json``, else YAML with a header saying how it was made."""
@@ -478,9 +458,8 @@ def export_round(scenario, round_index: int, path, **options) -> Path:
                      sorted({"seed": 0, **options}.items()) if value is not None)
     header = [f"# Round {round_index} of a LoLa simulation (lola.studies.rounds), {said}:",
               "# the devices available that round, on that round's channel."]
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=None,
-                     width=100)
-    return atomic_write_text(path, "\n".join(header) + "\n" + body)
+    return atomic_write_text(path, "\n".join(header) + "\n" + dump_yaml(document,
+                                                                       exact_floats=True))
 
 
 # ---------------------------------------------------------------------------------------------
