@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import textwrap
 
-__all__ = ["format_result", "format_table", "format_comparison"]
+__all__ = ["format_result", "format_table", "format_comparison", "seconds_text"]
 
 
-def _seconds(value) -> str:
+def seconds_text(value) -> str:
+    """A duration for a table: 4 significant digits and the unit, or "-" when there is none."""
     return "-" if value is None else f"{value:.4g} s"
+
+
 
 
 def format_table(headers, rows, align=None) -> str:
@@ -26,8 +29,9 @@ def format_table(headers, rows, align=None) -> str:
 
 def format_result(result) -> str:
     lines = [f"scenario {result.scenario}  problem {result.problem}  method {result.method}",
-             f"status {result.status}  round latency {_seconds(result.round_latency_s)}  "
-             f"lower bound {_seconds(result.lower_bound_s)}  solved in "
+             f"status {result.status}  round latency "
+             f"{seconds_text(result.round_latency_s)}  lower bound "
+             f"{seconds_text(result.lower_bound_s)}  solved in "
              f"{result.solve_time_s * 1e3:.3g} ms"]
     if result.message:
         lines.append(result.message)
@@ -118,7 +122,7 @@ def format_comparison(comparison) -> str:
                     + [_percent(reductions[b]) if b in reductions else "-" for b in baselines])
     bound = comparison.best_lower_bound_s
     lines = [f"scenario {comparison.scenario}  problem {comparison.problem}  best proven lower "
-             f"bound {_seconds(bound)}", "",
+             f"bound {seconds_text(bound)}", "",
              format_table(headers, rows, "ll" + "r" * (len(headers) - 2)), ""]
     lines += textwrap.wrap(
         "gap to bound: latency / best proven lower bound - 1; vs X: reduction of the round "

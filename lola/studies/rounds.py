@@ -1013,7 +1013,7 @@ def run_command(args) -> int:
 
 def format_summary(simulation: Simulation) -> str:
     """The summary as a table: totals per method over the rounds."""
-    from ..report import format_table
+    from ..report import format_table, seconds_text
 
     headers = ["method", "total latency", "mean latency", "solve time", "total time",
                "infeasible rounds"]
@@ -1021,16 +1021,13 @@ def format_summary(simulation: Simulation) -> str:
     for entry in simulation.summary:
         feasible = simulation.rounds - entry["infeasible_rounds"]
         mean = entry["total_latency_s"] / feasible if feasible else None
-        rows.append([entry["method"], _seconds(entry["total_latency_s"] if feasible else None),
-                     _seconds(mean), _seconds(entry["total_solve_time_s"]),
-                     _seconds(entry["total_time_s"] if feasible else None),
+        total = entry["total_latency_s"] if feasible else None
+        rows.append([entry["method"], seconds_text(total), seconds_text(mean),
+                     seconds_text(entry["total_solve_time_s"]),
+                     seconds_text(entry["total_time_s"] if feasible else None),
                      f"{entry['infeasible_rounds']}/{simulation.rounds}"])
     channel = simulation.fading + (f", shadowing {simulation.shadowing_db:g} dB"
                                    if simulation.shadowing_db else "")
     head = (f"scenario {simulation.scenario}  problem {simulation.problem}  "
             f"{simulation.rounds} rounds  seed {simulation.seed}  fading {channel}")
     return head + "\n" + format_table(headers, rows)
-
-
-def _seconds(value) -> str:
-    return "-" if value is None else f"{value:.4g} s"
