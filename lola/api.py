@@ -159,13 +159,25 @@ def _finite_or_none(value):
     return float(value)
 
 
-def _explain_infeasible(scenario: Scenario, problem: str) -> str:
+def _explain_infeasible(scenario: Scenario, problem: str, instance=None) -> str:
     """Why no assignment exists, in words a user can act on."""
     blocks, devices = scenario.blocks, scenario.devices
-    if len(devices) < len(blocks):
-        return (f"{len(blocks)} blocks need {len(blocks)} distinct devices but the scenario has "
-                f"{len(devices)}: add {len(blocks) - len(devices)} device(s) or cut the model "
-                "into fewer blocks")
+    instance = instance if instance is not None else costs.to_instance(scenario)
+    slots = int(instance.max_blocks().sum())
+    if slots < len(blocks):
+        if not instance.several_blocks:
+            return (f"{len(blocks)} blocks need {len(blocks)} distinct devices but the scenario "
+                    f"has {len(devices)}: add {len(blocks) - len(devices)} device(s), let devices "
+                    "train several blocks (--max-blocks / max_blocks) or cut the model into "
+                    "fewer blocks")
+        return (f"{len(blocks)} blocks but the devices may train only {slots} in all "
+                "(the sum of max_blocks): raise max_blocks, add devices or cut the model into "
+                "fewer blocks")
+    if instance.several_blocks:
+        return ("no allocation of the blocks to devices fits their block caps (max_blocks), "
+                "memory" + (", energy budgets" if instance.has_energy_budgets else "")
+                + " and the round's bandwidth: raise max_blocks or memory, add devices, or "
+                "use smaller blocks")
     shortfall = memory_shortfall([b.memory_bytes for b in blocks],
                                  [d.memory_bytes for d in devices])
     if shortfall is not None:
@@ -177,7 +189,6 @@ def _explain_infeasible(scenario: Scenario, problem: str) -> str:
         return (f"memory: {shortfall.n_blocks} blocks (from {block.name!r} deeper) each need at "
                 f"least {shortfall.need_bytes:.4g} bytes, but only {shortfall.n_devices} "
                 f"device(s) have that much; add memory or devices, or use shallower blocks")
-    instance = costs.to_instance(scenario)
     if instance.has_energy_budgets:
         shallowest = blocks[int(np.argmin([b.flops for b in blocks]))]
         broke = [d.name for d in devices if d.energy_budget_j is not None
@@ -201,33 +212,43 @@ def _device_reports(scenario, instance, outcome: SolverResult) -> list:
     bandwidth = (np.zeros(len(scenario.devices)) if outcome.bandwidth_hz is None
                  else outcome.bandwidth_hz)
     trained = {}
+    set_flops = set_memory = set_bits = None
     if outcome.assignment is not None and outcome.extras.get("uploaders") is None:
         for block_index, device_index in enumerate(outcome.assignment):
             trained.setdefault(int(device_index), []).append(block_index)
+        set_flops, set_memory, set_bits, _ = instance.group_costs(outcome.assignment)
     uploads = {}
     if outcome.extras.get("uploaders") is not None:
         uploads = dict(zip(map(int, outcome.extras["uploaders"]), outcome.extras["upload_s"]))
     reports = []
     for k, device in enumerate(scenario.devices):
         mine = trained.get(k, [])
-        compute = sum(costs.compute_time_s(blocks[n], device) for n in mine)
-        upload = sum(costs.upload_time_s(blocks[n], device, channel, bandwidth[k]) for n in mine)
-        latency = max((costs.latency_s(blocks[n], device, channel, bandwidth[k]) for n in mine),
-                      default=0.0)
+        compute = upload = latency = memory = 0.0
+        if mine:  # section 8: one step for the whole set, its costs C(A), m(A), S(A)
+            compute = costs.compute_time_of(set_flops[k], device)
+            upload = costs.upload_time_of(set_bits[k], device, channel, bandwidth[k])
+            latency = costs.latency_of(set_flops[k], set_bits[k], device, channel, bandwidth[k])
+            memory = set_memory[k]
         if k in uploads:
             upload = latency = float(uploads[k])
         busy = bool(mine) or k in uploads
         energy = costs.energy_j(device, float(compute), float(upload)) if busy else None
         reports.append(DeviceReport(device.name, [blocks[n].name for n in mine],
                                     float(bandwidth[k]), float(compute), float(upload),
-                                    float(latency),
-                                    float(sum(blocks[n].memory_bytes for n in mine)),
+                                    float(latency), float(memory),
                                     energy_j=energy, energy_budget_j=device.energy_budget_j))
     return reports
 
 
+def _check_max_blocks(max_blocks) -> None:
+    if isinstance(max_blocks, bool) or not isinstance(max_blocks, (int, np.integer)) \
+            or max_blocks < 1:
+        raise solvers.SolverInputError(
+            f"max_blocks must be an integer >= 1, got {max_blocks!r}")
+
+
 def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: int = 0,
-          time_limit_s: float | None = None, **options) -> Result:
+          time_limit_s: float | None = None, max_blocks: int = 1, **options) -> Result:
     """Solve ``problem`` ("matching" or "jbba") on ``scenario`` with ``method``.
 
     Parameters
@@ -246,6 +267,11 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
         ``scip``; :attr:`solvers.Method.takes_time_limit`). When it is reached the result is
         ``feasible`` with the best proven lower bound, or :class:`solvers.SolverFailure` when no
         allocation was found in time.
+    max_blocks : int
+        c_k, the most blocks a device trains in one round (section 8), for every device whose
+        scenario entry does not set ``max_blocks`` itself. With every c_k = 1 (the default) the
+        problem is the one-block-per-device one; otherwise only the methods with the
+        several-blocks capability (:attr:`solvers.Method.several_blocks`) accept it.
     **options
         Method-specific options (e.g. ``repair=False`` or ``max_iterations`` for
         ``dual-ascent``); an option the method does not take is an error naming those it does.
@@ -263,6 +289,7 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
     """
     _check_problem(problem)
     _check_time_limit(time_limit_s)
+    _check_max_blocks(max_blocks)
     method = method or default_method(problem)
     spec = solvers.get_method(method, problem)
     _check_options(spec, options)
@@ -282,14 +309,14 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
             if not present:
                 raise ScenarioError("missing; the centralized reference needs it", key=key,
                                     source=scenario.source)
-    instance = costs.to_instance(scenario)
+    instance = costs.to_instance(scenario, max_blocks=int(max_blocks))
     solvers.check_capabilities(spec, problem, instance)
     spec.load()
     started = time.perf_counter()
     # Overflow to inf and 0 * inf are handled explicitly (an infinite latency is an infeasible
     # pair); numpy's warnings about them would only clutter a user's terminal.
     with np.errstate(all="ignore"):
-        outcome = spec.solvers[problem](instance, **options)
+        outcome = spec.solver_for(problem, instance)(instance, **options)
     solve_time_s = time.perf_counter() - started
     with np.errstate(all="ignore"):
         return _result(scenario, problem, method, instance, outcome, solve_time_s)
@@ -298,7 +325,7 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
 def _result(scenario, problem, method, instance, outcome, solve_time_s) -> Result:
     message = outcome.message
     if outcome.status is Status.INFEASIBLE:
-        message = _explain_infeasible(scenario, problem)
+        message = _explain_infeasible(scenario, problem, instance)
         if instance.has_energy_budgets and outcome.message not in ("", NO_ASSIGNMENT):
             message = outcome.message  # the method's own reason (centralized's uploaders)
         assignment, latency = [], None
@@ -370,7 +397,8 @@ class Comparison:
 
 
 def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
-            time_limit_s: float | None = None, progress=None) -> Comparison:
+            time_limit_s: float | None = None, progress=None,
+            max_blocks: int = 1) -> Comparison:
     """Run every applicable method (or ``methods``) on ``scenario``.
 
     Methods that refuse the instance (``brute`` on a large one, ``centralized`` without a
@@ -384,9 +412,12 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
     summed over the devices that train or upload (:attr:`Result.total_energy_j`; null when some
     such device's powers are unknown), shown as the table's ``energy J`` column.
     ``progress(method, time_limit_s)``, if given, is called before each method runs.
+    ``max_blocks`` is passed to :func:`solve`; methods that train one block per device are
+    then skipped with the reason.
     """
     _check_problem(problem)
     _check_time_limit(time_limit_s)
+    _check_max_blocks(max_blocks)
     scenario = load_scenario(scenario)
     names = methods or [m.name for m in solvers.methods_for(problem)]
     results, skipped, limits = [], [], {}
@@ -399,7 +430,8 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
         if progress is not None:
             progress(name, limit)
         try:
-            results.append(solve(scenario, problem, name, seed=seed, time_limit_s=limit))
+            results.append(solve(scenario, problem, name, seed=seed, time_limit_s=limit,
+                                 max_blocks=max_blocks))
             limits[name] = limit
         except (solvers.SolverInputError, solvers.SolverFailure) as err:
             if methods:  # asked for by name: the caller wants to know

@@ -103,6 +103,11 @@ def _build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
                        help=f"wall-clock limit, for the methods that take one ({takers}); "
                        "when reached: status feasible with the best proven bound")
+    several = ", ".join(m.name for m in solvers.METHODS.values() if m.several_blocks)
+    max_blocks_help = ("most blocks a device trains in one round, for every device that does not "
+                       f"set max_blocks itself (methods that handle more than 1: {several})")
+    solve.add_argument("--max-blocks", type=_positive_int, default=1, metavar="M",
+                       help=max_blocks_help)
 
     compare = command("compare", help="run every applicable method and compare",
                       description="Run every method that applies to the problem on a scenario "
@@ -122,6 +127,8 @@ def _build_parser() -> argparse.ArgumentParser:
                          f"{api.COMPARE_TIME_LIMIT_S:g} s for the outside engines "
                          f"({', '.join(m.name for m in solvers.METHODS.values() if m.requires and m.takes_time_limit)}); "
                          "a method that hits it reports feasible with its engine's bound")
+    compare.add_argument("--max-blocks", type=_positive_int, default=1, metavar="M",
+                         help=max_blocks_help + "; the others are listed as skipped")
 
     profile = command(
         "profile", help="measure block costs of a real LoRA fine-tuning step (needs torch)",
@@ -279,7 +286,7 @@ def _print_methods(as_json: bool) -> None:
 def _solve(args) -> int:
     scenario = args.scenario or str(api.default_scenario_path())
     result = api.solve(scenario, problem=args.problem, method=args.method, seed=args.seed,
-                       time_limit_s=args.time_limit)
+                       time_limit_s=args.time_limit, max_blocks=args.max_blocks)
     _emit(result, args.json, format_result)
     return EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_OK
 
@@ -299,7 +306,7 @@ def _compare(args) -> int:
     scenario = args.scenario or str(api.default_scenario_path())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     comparison = api.compare(scenario, problem=args.problem, methods=methods, seed=args.seed,
-                             time_limit_s=args.time_limit,
+                             time_limit_s=args.time_limit, max_blocks=args.max_blocks,
                              progress=_progress if sys.stderr.isatty() else None)
     _emit(comparison, args.json, format_comparison)
     return EXIT_INFEASIBLE if comparison.status == "infeasible" else EXIT_OK

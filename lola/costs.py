@@ -20,6 +20,7 @@ from solvers.model import Instance, pair_latency, rate_bps
 from .scenario import Block, Channel, Device, Scenario
 
 __all__ = ["to_instance", "rate_bps_of", "latency_s", "compute_time_s", "upload_time_s",
+           "compute_time_of", "upload_time_of", "latency_of",
            "snr_hz", "rate_ceiling_bps", "energy_j"]
 
 
@@ -48,6 +49,24 @@ def compute_time_s(block: Block, device: Device) -> float:
     return block.flops / device.flops_per_s
 
 
+def compute_time_of(flops: float, device: Device) -> float:
+    """C / f_k for a step of ``flops`` (a block, or a set's C(A) of section 8)."""
+    return float(np.float64(flops) / device.flops_per_s)
+
+
+def upload_time_of(bits: float, device: Device, channel: Channel, bandwidth_hz: float) -> float:
+    """S / r_k(b) for a payload of ``bits`` (a block's S_n, or a set's S(A))."""
+    with np.errstate(divide="ignore"):
+        return float(np.float64(bits) / rate_bps_of(device, channel, bandwidth_hz))
+
+
+def latency_of(flops: float, bits: float, device: Device, channel: Channel,
+               bandwidth_hz: float) -> float:
+    """C / f_k + S / r_k(b), computed exactly as the solvers compute it."""
+    return float(pair_latency(flops, device.flops_per_s, bits,
+                              rate_bps_of(device, channel, bandwidth_hz)))
+
+
 def upload_time_s(block: Block, device: Device, channel: Channel, bandwidth_hz: float) -> float:
     with np.errstate(divide="ignore"):
         return float(np.float64(block.payload_bits) / rate_bps_of(device, channel, bandwidth_hz))
@@ -71,8 +90,12 @@ def energy_j(device: Device, compute_s: float, upload_s: float) -> float | None:
     return float(compute_power * compute_s + device.tx_power_w * upload_s)
 
 
-def to_instance(scenario: Scenario) -> Instance:
-    """The scenario as the arrays the solvers work on (blocks in depth order)."""
+def to_instance(scenario: Scenario, *, max_blocks: int = 1) -> Instance:
+    """The scenario as the arrays the solvers work on (blocks in depth order).
+
+    ``max_blocks`` is c_k for every device that does not set its own ``max_blocks``
+    (section 8); with every c_k = 1 the instance is the one-block-per-device problem.
+    """
     blocks, devices, channel = scenario.blocks, scenario.devices, scenario.channel
 
     def column(objects, attribute):
@@ -103,4 +126,8 @@ def to_instance(scenario: Scenario) -> Instance:
         device_compute_power_w=optional_column("compute_power_w", np.nan),
         device_tx_power_w=optional_column("tx_power_w", np.nan),
         device_energy_budget_j=optional_column("energy_budget_j", np.inf),
+        block_extra_flops=column(blocks, "extra_flops"),
+        block_extra_memory=column(blocks, "extra_memory_bytes"),
+        device_max_blocks=np.array([max_blocks if d.max_blocks is None else d.max_blocks
+                                    for d in devices], dtype=np.int64),
     )

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -59,11 +59,25 @@ class Block:
     params: float
     depth: int
     bits_per_param: float = 32
+    # Section 8: what the block adds to a step that already reaches a deeper block (0 when a
+    # scenario's inline blocks do not say; measured profiles always do).
+    extra_flops: float = 0.0
+    extra_memory_bytes: float = 0.0
+    # Section 9: split mode (all four or none).
+    split_device_flops: float | None = None
+    split_server_flops: float | None = None
+    split_memory_bytes: float | None = None
+    cut_bytes: float | None = None
 
     @property
     def payload_bits(self) -> float:
         """S_n = q D_n."""
         return self.bits_per_param * self.params
+
+    @property
+    def splittable(self) -> bool:
+        """Whether the block carries the split-mode costs of section 9."""
+        return self.split_device_flops is not None
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,8 @@ class Device:
     bandwidth_hz: float | None = None
     compute_power_w: float | None = None
     energy_budget_j: float | None = None
+    max_blocks: int | None = None  # c_k (section 8); None: the solve's default (1)
+    downlink_bps: float | None = None  # R^down_k (section 9)
 
 
 @dataclass(frozen=True)
@@ -248,6 +264,22 @@ class _Checker:
             self.fail(key, f"must be a positive finite number, got {_show(value)}")
         return number
 
+    def non_negative(self, value, key):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+            return 0.0
+        try:
+            return self.positive(value, key)
+        except ScenarioError:
+            self.fail(key, f"must be a finite number >= 0, got {_show(value)}"
+                      if isinstance(value, (int, float)) and not isinstance(value, bool) else
+                      f"must be a finite number >= 0, got {_kind(value)}")
+
+    def whole(self, value, key, *, minimum=1):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            shown = _show(value) if isinstance(value, (int, float)) else _kind(value)
+            self.fail(key, f"must be an integer >= {minimum}, got {shown}")
+        return int(value)
+
     def text(self, value, key):
         if not isinstance(value, str):
             self.fail(key, f"must be a string, got {_kind(value)}")
@@ -272,9 +304,12 @@ class _Checker:
 
 
 _BLOCK_KEYS = ("name", "flops", "memory_bytes", "params")
+EXTRA_KEYS = ("extra_flops", "extra_memory_bytes")  # section 8, each >= 0, default 0
+SPLIT_KEYS = ("split_device_flops", "split_server_flops", "split_memory_bytes",
+              "cut_bytes")  # section 9, all or none
 _DEVICE_REQUIRED = ("name", "flops_per_s", "memory_bytes")
 _DEVICE_OPTIONAL = ("spectral_efficiency", "tx_power_w", "channel_gain", "bandwidth_hz",
-                    "compute_power_w", "energy_budget_j")
+                    "compute_power_w", "energy_budget_j", "downlink_bps")
 _RATE_KEYS = {"fixed": ("spectral_efficiency",), "shannon": ("tx_power_w", "channel_gain")}
 
 
@@ -282,15 +317,33 @@ def _parse_blocks(check, entries, key, bits_per_param):
     blocks = []
     for i, entry in enumerate(check.items(entries, key)):
         here = f"{key}[{i}]"
-        check.mapping(entry, here, required=_BLOCK_KEYS)
+        check.mapping(entry, here, required=_BLOCK_KEYS, optional=EXTRA_KEYS + SPLIT_KEYS)
         blocks.append(Block(name=check.text(entry["name"], f"{here}.name"),
                             flops=check.positive(entry["flops"], f"{here}.flops"),
                             memory_bytes=check.positive(entry["memory_bytes"],
                                                         f"{here}.memory_bytes"),
                             params=check.positive(entry["params"], f"{here}.params"),
-                            depth=i + 1, bits_per_param=bits_per_param))
+                            depth=i + 1, bits_per_param=bits_per_param,
+                            **block_model_keys(check, entry, here)))
     check.unique_names(blocks, key)
     return tuple(blocks)
+
+
+def block_model_keys(check, entry, here) -> dict:
+    """The optional cost keys of sections 8 and 9 of one block entry, validated.
+
+    ``extra_flops`` and ``extra_memory_bytes`` must be >= 0 (absent: 0); the four split keys
+    are positive and come all together or not at all.
+    """
+    values = {name: check.non_negative(entry[name], f"{here}.{name}")
+              for name in EXTRA_KEYS if name in entry}
+    given = [name for name in SPLIT_KEYS if name in entry]
+    if given and len(given) < len(SPLIT_KEYS):
+        missing = next(name for name in SPLIT_KEYS if name not in entry)
+        check.fail(f"{here}.{missing}", f"missing: the split-mode keys {', '.join(SPLIT_KEYS)} "
+                                        f"come together or not at all ({given[0]} is given)")
+    values.update({name: check.positive(entry[name], f"{here}.{name}") for name in given})
+    return values
 
 
 def _parse_model(check, raw, base_dir):
@@ -317,16 +370,17 @@ def _parse_model(check, raw, base_dir):
         where = ": ".join(part for part in (err.source, err.key) if part)
         raise ScenarioError(f"profile {where}: {err.reason}", key="model.profile",
                             source=check.source) from None
-    blocks = tuple(Block(b.name, b.flops, b.memory_bytes, b.params, b.depth, bits)
-                   for b in profile.blocks)
+    blocks = tuple(replace(b, bits_per_param=bits) for b in profile.blocks)
     return Model(blocks, bits, batch, profile=name, profile_info=profile.info)
 
 
 def _parse_device(check, entry, here, rate_model):
     check.mapping(entry, here, required=_DEVICE_REQUIRED + _RATE_KEYS[rate_model],
-                  optional=_DEVICE_OPTIONAL)
+                  optional=_DEVICE_OPTIONAL + ("max_blocks",))
     values = {name: check.positive(entry[name], f"{here}.{name}")
               for name in _DEVICE_REQUIRED[1:] + _DEVICE_OPTIONAL if name in entry}
+    if "max_blocks" in entry:
+        values["max_blocks"] = check.whole(entry["max_blocks"], f"{here}.max_blocks")
     if "energy_budget_j" in values:
         # E_k = compute_power_w compute_s + tx_power_w upload_s: a budget needs both powers.
         for power in ("compute_power_w", "tx_power_w"):

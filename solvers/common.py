@@ -22,7 +22,7 @@ def assignment_result(instance: Instance, assignment, bandwidth_hz, status: Stat
     """A result whose round latency is recomputed from the assignment and the bandwidths."""
     assignment = np.asarray(assignment, dtype=np.int64)
     with np.errstate(over="ignore", divide="ignore"):
-        latency = float(instance.assignment_latency(assignment, bandwidth_hz).max())
+        latency = float(instance.device_latency(assignment, bandwidth_hz).max())
     if not np.isfinite(latency):  # an allocation that never finishes is no allocation
         return SolverResult.infeasible("no allocation has a finite round latency in floating "
                                        "point (costs or rates out of range)")

@@ -25,6 +25,16 @@ C_n and S_n non-decreasing in depth, E_kn(b) is non-decreasing in depth too (for
 values as well: products, quotients and sums of non-negative floats are monotone), so a device's
 energy-feasible blocks at a fixed bandwidth are a prefix, like its memory-feasible ones.
 
+Several blocks per device (specification, section 8): a device k with a set A of blocks whose
+deepest block is d runs one step that costs, in FLOP, memory and bits::
+
+    C(A) = C_d + sum_{n in A, n != d} delta_n     m(A) = m_d + sum_{n in A, n != d} mu_n
+    S(A) = sum_{n in A} S_n                        T_k(A, b) = C(A) / f_k + S(A) / r_k(b)
+
+with at most c_k blocks. :meth:`Instance.group_costs` computes these sums in one fixed order
+(depth order), so every method and every report sees the same numbers; a set of one block
+costs exactly C_n, m_n and S_n.
+
 Examples
 --------
 >>> import numpy as np
@@ -106,6 +116,10 @@ class Instance:
     device_energy_budget_j : (K,) array or None
         E^max_k (J) per round, +inf where a device has no budget; None when none has one (then
         every method behaves exactly as without energy).
+    block_extra_flops, block_extra_memory : (N,) arrays or None
+        delta_n (FLOP) and mu_n (byte) of section 8; None means zero.
+    device_max_blocks : (K,) int array or None
+        c_k, the most blocks device k trains in a round; None means one each.
     """
 
     block_flops: np.ndarray
@@ -123,6 +137,9 @@ class Instance:
     device_compute_power_w: np.ndarray | None = None
     device_tx_power_w: np.ndarray | None = None
     device_energy_budget_j: np.ndarray | None = None
+    block_extra_flops: np.ndarray | None = None
+    block_extra_memory: np.ndarray | None = None
+    device_max_blocks: np.ndarray | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -145,8 +162,77 @@ class Instance:
         return np.full(self.n_devices, np.inf)
 
     def equal_bandwidth(self) -> np.ndarray:
-        """B / N for every device (the share each of the N involved devices gets)."""
-        return np.full(self.n_devices, self.total_bandwidth_hz / self.n_blocks)
+        """B / min(K, N) for every device (the share of each involved device; B / N when
+        K >= N, as with one block per device)."""
+        return np.full(self.n_devices,
+                       self.total_bandwidth_hz / min(self.n_devices, self.n_blocks))
+
+    # -- several blocks per device (section 8) ------------------------------------------------
+
+    def max_blocks(self) -> np.ndarray:
+        """c_k for every device (1 where none is given)."""
+        if self.device_max_blocks is None:
+            return np.ones(self.n_devices, dtype=np.int64)
+        return np.asarray(self.device_max_blocks, dtype=np.int64)
+
+    @property
+    def several_blocks(self) -> bool:
+        """Whether some device may train more than one block (some c_k > 1)."""
+        return self.device_max_blocks is not None and bool((self.max_blocks() > 1).any())
+
+    def extra_flops(self) -> np.ndarray:
+        return (np.zeros(self.n_blocks) if self.block_extra_flops is None
+                else np.asarray(self.block_extra_flops, dtype=float))
+
+    def extra_memory(self) -> np.ndarray:
+        return (np.zeros(self.n_blocks) if self.block_extra_memory is None
+                else np.asarray(self.block_extra_memory, dtype=float))
+
+    def group_costs(self, assignment):
+        """C(A_k), m(A_k), S(A_k) and |A_k| of every device for an assignment (block -> device).
+
+        Returns four (K,) arrays (zero for devices without blocks). The extras of a device's
+        blocks other than its deepest are added in depth order, so the numbers do not depend on
+        the method that found the assignment.
+        """
+        assignment = np.asarray(assignment, dtype=np.int64)
+        blocks = np.arange(self.n_blocks)
+        count = np.bincount(assignment, minlength=self.n_devices)
+        deepest = np.full(self.n_devices, -1, dtype=np.int64)
+        np.maximum.at(deepest, assignment, blocks)
+        shallower = blocks != deepest[assignment]
+        flops = np.zeros(self.n_devices)
+        memory = np.zeros(self.n_devices)
+        bits = np.zeros(self.n_devices)
+        np.add.at(flops, assignment[shallower], self.extra_flops()[shallower])
+        np.add.at(memory, assignment[shallower], self.extra_memory()[shallower])
+        np.add.at(bits, assignment, self.block_bits)
+        used = count > 0
+        top = np.where(used, deepest, 0)
+        flops = np.where(used, self.block_flops[top] + flops, 0.0)
+        memory = np.where(used, self.block_memory[top] + memory, 0.0)
+        return flops, memory, bits, count
+
+    def device_latency(self, assignment, bandwidth_hz) -> np.ndarray:
+        """T_k(A_k, b_k) of every device with blocks, 0 for the others."""
+        flops, _, bits, count = self.group_costs(assignment)
+        rate = self.rate(np.asarray(bandwidth_hz, dtype=float))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            latency = pair_latency(flops, self.device_flops_per_s, bits, rate)
+        return np.where(count > 0, latency, 0.0)
+
+    def allocation_fits(self, assignment, bandwidth_hz=None) -> bool:
+        """Caps, memory and (at ``bandwidth_hz``) energy budgets of every device hold."""
+        flops, memory, bits, count = self.group_costs(assignment)
+        if (count > self.max_blocks()).any() or (memory > self.device_memory).any():
+            return False
+        if bandwidth_hz is None or not self.has_energy_budgets:
+            return True
+        rate = self.rate(np.asarray(bandwidth_hz, dtype=float))
+        energy = pair_energy(flops, self.device_flops_per_s, bits, rate,
+                             self.device_compute_power_w, self.device_tx_power_w)
+        return bool(np.all((count == 0) | ~np.isfinite(self.energy_budget_j())
+                           | (energy <= self.energy_budget_j())))
 
     def matching_bandwidth(self) -> np.ndarray:
         """The fixed bandwidths of problem P1: b_k when given for all devices, else B / N."""
@@ -206,13 +292,22 @@ class Instance:
         """
         if not self.has_energy_budgets:
             return None
-        rows = slice(None) if devices is None else devices
-        budget = self.energy_budget_j()[rows, None]
-        flops = self.block_flops[None, blocks]
-        bits = self.block_bits[None, blocks]
-        speed = self.device_flops_per_s[rows, None]
-        compute_power = np.asarray(self.device_compute_power_w, dtype=float)[rows, None]
-        tx_power = np.asarray(self.device_tx_power_w, dtype=float)[rows, None]
+        rows = np.arange(self.n_devices) if devices is None else np.asarray(devices)
+        return self.energy_floor(self.block_flops[None, blocks], self.block_bits[None, blocks],
+                                 rows[:, None])
+
+    def energy_floor(self, flops, bits, devices) -> np.ndarray:
+        """The least bandwidth with P^c C / f_k + P^tx S / r_k(b) <= E^max_k, for step costs
+        ``flops`` (C) and ``bits`` (S) on the devices of index array ``devices`` (broadcast
+        together): 0 without a budget, +inf when no bandwidth is enough. Used for single blocks
+        (:meth:`energy_bandwidth_floor`) and for the sets of section 8 alike."""
+        flops = np.asarray(flops, dtype=float)
+        bits = np.asarray(bits, dtype=float)
+        rows = np.asarray(devices)
+        budget = self.energy_budget_j()[rows]
+        speed = self.device_flops_per_s[rows]
+        compute_power = np.asarray(self.device_compute_power_w, dtype=float)[rows]
+        tx_power = np.asarray(self.device_tx_power_w, dtype=float)[rows]
         budgeted = np.isfinite(budget)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             left_j = budget - compute_power * (flops / speed)
@@ -220,16 +315,16 @@ class Instance:
             rate = np.broadcast_to(rate, np.broadcast_shapes(rate.shape, flops.shape,
                                                              speed.shape))
             if self.rate_model == "fixed":
-                efficiency = self.device_spectral_efficiency[rows, None]
+                efficiency = self.device_spectral_efficiency[rows]
                 floor = rate / efficiency
             else:
                 from .bandwidth import shannon_bandwidth_for_rate
 
-                floor = shannon_bandwidth_for_rate(rate, self.device_snr_hz[rows, None])
+                floor = shannon_bandwidth_for_rate(rate, self.device_snr_hz[rows])
             floor = np.where(budgeted, floor, 0.0)
             floor = np.where(np.isnan(floor), np.inf, floor)
             quality = (self.device_spectral_efficiency if self.rate_model == "fixed"
-                       else self.device_snr_hz)[rows, None]
+                       else self.device_snr_hz)[rows]
             for _ in range(8):  # rounding: never report an energy just above the budget
                 finite = np.isfinite(floor) & (floor > 0)
                 achieved = rate_bps(floor, rate_model=self.rate_model,

@@ -21,7 +21,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import exact, jbba, matching
+from . import exact, jbba, matching, sets
 from .scip import solve_scip
 from .model import Instance
 from .result import SolverInputError, SolverResult
@@ -41,7 +41,9 @@ class Method:
     methods), ``"exact"`` (exact references), ``"baseline"`` or ``"reference"``. ``energy``
     says that every allocation the method returns keeps each device within its energy budget
     (an exact method then stays exact under the budgets); a method without it is refused an
-    instance with budgets.
+    instance with budgets. ``several`` maps each problem the method solves with several blocks
+    per device (section 8) to its solver for such instances; a method without an entry for a
+    problem is refused an instance with some c_k > 1.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Method:
     description: str
     requires: tuple = field(default=())
     energy: bool = False
+    several: dict = field(default_factory=dict)
     # Imported before a solve is timed (the solvers import them lazily, so that the command
     # line starts fast): a reported solve time never includes a library's import.
     imports: tuple = field(default=("scipy.optimize", "scipy.sparse.csgraph", "scipy.special"))
@@ -60,6 +63,18 @@ class Method:
         return tuple(self.solvers)
 
     @property
+    def several_blocks(self) -> tuple:
+        """The problems the method solves with several blocks per device."""
+        return tuple(self.several)
+
+    def solver_for(self, problem: str, instance: Instance) -> Callable:
+        """The callable that solves ``problem`` on ``instance`` (the several-blocks solver when
+        some device may train more than one block)."""
+        if instance.several_blocks:
+            return self.several[problem]
+        return self.solvers[problem]
+
+    @property
     def available(self) -> bool:
         return all(_installed(module) for module in self.requires)
 
@@ -67,7 +82,7 @@ class Method:
     def options(self) -> tuple:
         """The keyword options the method takes, read from its solvers' signatures (in order)."""
         names = []
-        for solve in self.solvers.values():
+        for solve in (*self.solvers.values(), *self.several.values()):
             names += [name for name in _keyword_options(solve) if name not in names]
         return tuple(names)
 
@@ -129,40 +144,51 @@ def register(method: Method) -> Method:
 
 register(Method("crunch", {"matching": _at_fixed(matching.solve_crunch)}, "lola", True,
                 "CRUNCH: exact threshold matching exploiting monotone depth costs", imports=(),
-                energy=True))
+                energy=True, several={"matching": _at_fixed(sets.solve_sets_p1)}))
 register(Method("bottleneck", {"matching": _at_fixed(matching.solve_bottleneck)}, "exact", True,
                 "general bottleneck assignment (threshold bisection + Hopcroft-Karp)",
                 energy=True))
 register(Method("exact", {"jbba": exact.solve_exact}, "exact", True,
                 "exact JBBA: bisection on latency, min-total-bandwidth Hungarian test",
-                energy=True))
+                energy=True, several={"jbba": sets.solve_sets_p2}))
 register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
                 "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step",
                 energy=True))
 register(Method("milp", {"matching": _at_fixed(matching.solve_milp),
                          "jbba": exact.solve_milp_jbba}, "exact", True,
                 "MILP through cvxpy and HiGHS (JBBA: bisection of MILP feasibility tests)",
-                requires=("cvxpy", "highspy"), energy=True))
+                requires=("cvxpy", "highspy"), energy=True,
+                several={"matching": _at_fixed(sets.solve_milp_sets),
+                         "jbba": sets.solve_milp_sets}))
 register(Method("scip", {"jbba": solve_scip}, "exact", True,
                 "second opinion: P2 as one MISOCP in SCIP (fixed rate model)",
                 requires=("pyscipopt",), energy=True))
 register(Method("brute", {"matching": _at_fixed(matching.solve_brute),
                           "jbba": exact.solve_brute_jbba}, "exact", True,
-                "enumeration of all assignments (tiny instances only)", energy=True))
+                "enumeration of all assignments (tiny instances only)", energy=True,
+                several={"matching": _at_fixed(sets.solve_brute_sets),
+                         "jbba": sets.solve_brute_sets}))
+register(Method("packing", {"matching": _at_fixed(sets.solve_packing),
+                            "jbba": sets.solve_packing}, "lola", False,
+                "packing by depth: contiguous runs from the deepest block, with a proven lower "
+                "bound (fast; for several blocks per device)", energy=True,
+                several={"matching": _at_fixed(sets.solve_packing), "jbba": sets.solve_packing}))
 register(Method("random", {"matching": _at_fixed(matching.solve_random),
                            "jbba": _at_equal_share(matching.solve_random)}, "baseline", False,
                 "random feasible matching, equal bandwidth", energy=True))
 register(Method("greedy", {"matching": _at_fixed(matching.solve_greedy),
                            "jbba": _at_equal_share(matching.solve_greedy)}, "baseline", False,
                 "depth-aware greedy matching (deepest block first), equal bandwidth",
-                energy=True))
+                energy=True, several={"matching": _at_fixed(sets.solve_greedy_sets),
+                                      "jbba": _at_equal_share(sets.solve_greedy_sets)}))
 register(Method("min-sum", {"matching": _at_fixed(matching.solve_min_sum),
                             "jbba": _at_equal_share(matching.solve_min_sum)}, "baseline", False,
                 "Hungarian min-total-latency matching, equal bandwidth", energy=True))
 register(Method("centralized", {"matching": matching.solve_centralized,
                                 "jbba": matching.solve_centralized}, "reference", False,
                 "reference, not DEFT: devices upload mini-batches, the server trains",
-                energy=True))
+                energy=True, several={"matching": matching.solve_centralized,
+                                      "jbba": matching.solve_centralized}))
 
 
 def methods_for(problem: str, *, available_only: bool = True) -> list[Method]:
@@ -197,9 +223,16 @@ def check_capabilities(method: Method, problem: str, instance: Instance) -> None
         raise SolverInputError(
             f"method {method.name!r} does not keep per-device energy budgets "
             f"(energy_budget_j); methods for {problem} that do: {names}")
+    if instance.several_blocks and problem not in method.several:
+        names = ", ".join(m.name for m in methods_for(problem, available_only=False)
+                          if problem in m.several)
+        raise SolverInputError(
+            f"method {method.name!r} trains one block per device; this instance lets some "
+            f"device train several (max_blocks > 1); methods for {problem} that handle it: "
+            f"{names}")
 
 
 def run_method(name: str, problem: str, instance: Instance, **options) -> SolverResult:
     method = get_method(name, problem)
     check_capabilities(method, problem, instance)
-    return method.solvers[problem](instance, **options)
+    return method.solver_for(problem, instance)(instance, **options)

@@ -1,0 +1,1114 @@
+"""Several blocks per device (specification, section 8): exact and fast methods for P1 and P2.
+
+A device k with a set A of blocks whose deepest block is d runs one step::
+
+    C(A) = C_d + sum_{n in A, n != d} delta_n    m(A) = m_d + sum_{n in A, n != d} mu_n
+    S(A) = sum_{n in A} S_n                       T_k(A, b) = C(A) / f_k + S(A) / r_k(b)
+
+with |A| <= c_k and m(A) <= M_k; every block is trained by exactly one device.
+
+Complexity
+----------
+**General extras are NP-hard, even with equal payloads.** Take a bin-packing instance with item
+sizes a_1 <= ... <= a_N (integers) and K bins of capacity W. Build N blocks with
+delta_n = a_n H, C_n = H_0 + a_n H (non-decreasing in depth), equal payloads S_n = S, no memory
+limit, and K identical devices with f_k = 1, c_k = N and a fixed rate with S / r_k = 1. A set A
+then costs T(A) = H_0 + H sum_{n in A} a_n + |A|, so with H > N the threshold
+T* = H_0 + H W + N is met by every device exactly when its items fit a bin: P1 at T* decides bin
+packing, which is strongly NP-hard. For such instances the exact methods are ``milp`` (a compact
+MILP, below) and ``brute``; ``packing`` is a fast heuristic that reports a proven lower bound.
+
+**Uniform extras (the per-layer LoRA case) are solved combinatorially.** When all payloads are
+equal (S_n = S), all extras of the blocks that can be extras are equal (delta_n = delta,
+mu_n = mu for every block but the deepest, which is never an extra) and C_n, m_n are
+non-decreasing in depth, a device's cost depends only on the depth s of its deepest block and
+its block count j::
+
+    T_k(s, j) = (C_s + (j - 1) delta) / f_k + j S / r_k(b_k),   m = m_s + (j - 1) mu,
+
+non-decreasing in both s and j. *Exchange argument.* Take any feasible allocation and a device
+holding a block x that is not its deepest while a deeper block y > x is held by another device
+as one that is not its deepest either: swapping x and y changes no set's size, deepest block or
+cost. If y is the deepest block of its device, swapping makes that device's deepest block
+shallower (or leaves it), which only lowers its cost. Repeating from the deepest block on gives
+an allocation of the same or lower latency in which every device holds a *contiguous run* of
+depths. So an allocation is a sequence of distinct devices covering depths N, N-1, ... from the
+deep end, each taking j blocks below the current top s. For P1 at a threshold T, device k
+covers at most J_k(s) = max{j : T_k(s, j) <= T, m fits, j <= c_k} blocks, and covering more
+never hurts (J_k grows as s gets shallower). Hence with R(U) the most blocks that the devices
+of a subset U can cover::
+
+    R(U) = max_{k in U} R(U - k) + J_k(N - R(U - k)),   feasible at T iff R(all) >= N,
+
+a dynamic programme over subsets, O(2^K K) per threshold, with a binary search over the
+O(K N max c) candidate values T_k(s, j). For P2 the same sequences with bandwidth
+b_k(s, j, T) = the least bandwidth meeting T (and the energy budget), and::
+
+    W(U, r) = min_{k in U, j} W(U - k, r - j) + b_k(N - r + j, j, T),   feasible iff
+    min_U W(U, N) <= B,
+
+O(2^K K N max c) per probe, inside a bisection on T (relative 1e-9); the bandwidths of the
+allocation found are then split optimally (:func:`group_split`). Both are polynomial in N and
+exponential in the number of devices K (a parameterised algorithm, fine for the few devices
+that make several blocks necessary); above ``DEFAULT_MAX_DEVICES`` devices they refuse and name the
+methods that scale. Whether the uniform case is polynomial in K is open here: the choice of
+which device covers which run resembles scheduling with position-dependent capacities.
+
+Examples
+--------
+>>> import numpy as np
+>>> from solvers.model import Instance
+>>> inst = Instance(block_flops=np.array([1.0, 2.0, 3.0]), block_bits=np.ones(3),
+...                 block_memory=np.ones(3), device_flops_per_s=np.array([1.0, 1.0]),
+...                 device_memory=np.full(2, 9.0), total_bandwidth_hz=2.0,
+...                 device_spectral_efficiency=np.ones(2), device_max_blocks=np.array([2, 2]))
+>>> result = solve_sets_p1(inst, inst.matching_bandwidth())
+>>> result.assignment.tolist(), result.round_latency_s
+([1, 0, 0], 5.0)
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .bandwidth import min_bandwidth
+from .common import assignment_result
+from .model import Instance, pair_energy, pair_latency
+from .result import SolverFailure, SolverInputError, SolverResult, Status
+
+__all__ = ["uniform_costs", "group_split", "solve_sets_p1", "solve_sets_p2",
+           "solve_brute_sets", "solve_packing", "solve_greedy_sets", "solve_milp_sets",
+           "DEFAULT_MAX_DEVICES", "NO_SETS"]
+
+#: The subset programme of the uniform case refuses more devices than this (2^K states).
+DEFAULT_MAX_DEVICES = 16
+NO_SETS = ("no allocation of the blocks to devices within their block caps (max_blocks), "
+           "memory and energy budgets")
+
+
+# ---------------------------------------------------------------------------------------------
+# Costs of sets
+
+
+def uniform_costs(instance: Instance) -> bool:
+    """Whether the instance is in the uniform case of the module docstring (equal payloads,
+    equal extras over every block but the deepest, C_n and m_n non-decreasing in depth)."""
+    bits = instance.block_bits
+    extra_flops = instance.extra_flops()[:-1]
+    extra_memory = instance.extra_memory()[:-1]
+    return bool((bits == bits[0]).all()
+                and (extra_flops.size == 0 or (extra_flops == extra_flops[0]).all())
+                and (extra_memory.size == 0 or (extra_memory == extra_memory[0]).all())
+                and (np.diff(instance.block_flops) >= 0).all()
+                and (np.diff(instance.block_memory) >= 0).all())
+
+
+def _run_costs(instance: Instance):
+    """(N, J) arrays of C, m and S of a run of j = 1..J blocks whose deepest is s (index).
+
+    The sums are accumulated in the order of :meth:`Instance.group_costs` (from zero, one
+    extra at a time), so the values are bit-identical to the costs of the allocation found.
+    Entries with j > s + 1 (more blocks than exist at or above s) are +inf.
+    """
+    n_blocks = instance.n_blocks
+    most = int(min(n_blocks, instance.max_blocks().max()))
+    extra_flops = instance.extra_flops()
+    extra_memory = instance.extra_memory()
+    flops = np.full((n_blocks, most), np.inf)
+    memory = np.full((n_blocks, most), np.inf)
+    bits = np.full((n_blocks, most), np.inf)
+    for s in range(n_blocks):
+        take = min(most, s + 1)
+        run = np.arange(s, s - take, -1)  # deepest first
+        shallower = run[1:][::-1]  # the extras, in depth order
+        extra = np.concatenate([[0.0], np.cumsum(extra_flops[shallower][::-1])])
+        # group_costs adds extras one at a time from zero in increasing block index; this adds
+        # them one at a time from zero from the deepest up, which gives the same sums only when
+        # they are equal: the uniform case, the only one that uses these tables (the others
+        # go through _general_run_costs).
+        flops[s, :take] = instance.block_flops[s] + extra[:take]
+        memory[s, :take] = instance.block_memory[s] + np.concatenate(
+            [[0.0], np.cumsum(extra_memory[shallower][::-1])])[:take]
+        bits[s, :take] = np.cumsum(instance.block_bits[run])[:take]
+    return flops, memory, bits
+
+
+def _run_table(instance: Instance, flops, memory, bits):
+    """(K, N, J) mask of runs each device may take: cap, memory (energy is checked later)."""
+    caps = instance.max_blocks()
+    most = flops.shape[1]
+    count = np.arange(1, most + 1)
+    allowed = (np.isfinite(flops)[None] & (count[None, None, :] <= caps[:, None, None])
+               & (memory[None] <= instance.device_memory[:, None, None]))
+    return allowed
+
+
+def group_split(instance: Instance, assignments, *, rtol=1e-12, max_iterations=200):
+    """Best bandwidth split for each of M allocations (rows of ``assignments``, block ->
+    device), by bisection on the round latency with each device's least bandwidth for its
+    whole set (and its energy floor). Caps and memory are not checked here.
+
+    Returns (latency_s (M,), bandwidth_hz (M, K)), inf where no split meets B.
+    """
+    assignments = np.atleast_2d(np.asarray(assignments, dtype=np.int64))
+    n_rows = assignments.shape[0]
+    flops = np.empty((n_rows, instance.n_devices))
+    bits = np.empty_like(flops)
+    used = np.empty(flops.shape, dtype=bool)
+    for row, assignment in enumerate(assignments):
+        flops[row], _, bits[row], count = instance.group_costs(assignment)
+        used[row] = count > 0
+    return split_costs(instance, flops, bits, used, rtol=rtol, max_iterations=max_iterations)
+
+
+def split_costs(instance: Instance, flops, bits, used, *, rtol=1e-12, max_iterations=200):
+    """:func:`group_split` from each device's step costs: (M, K) arrays of C(A_k), S(A_k) and
+    whether device k trains anything."""
+    devices = np.broadcast_to(np.arange(instance.n_devices), flops.shape)
+    floor = None
+    if instance.has_energy_budgets:
+        floor = np.where(used, instance.energy_floor(flops, bits, devices), 0.0)
+    speed = instance.device_flops_per_s[None, :]
+    efficiency = (None if instance.device_spectral_efficiency is None
+                  else instance.device_spectral_efficiency[None, :])
+    snr = None if instance.device_snr_hz is None else instance.device_snr_hz[None, :]
+    budget = instance.total_bandwidth_hz
+
+    def need(target):
+        need_hz = min_bandwidth(target[:, None], flops=flops, flops_per_s=speed, bits=bits,
+                                rate_model=instance.rate_model, spectral_efficiency=efficiency,
+                                snr_hz=snr)
+        if floor is not None:
+            need_hz = np.maximum(need_hz, floor)
+        return np.where(used, need_hz, 0.0)
+
+    compute = np.where(used, flops / speed, 0.0).max(axis=1)
+    lo = compute.copy()
+    hi = np.maximum(2 * compute, compute + 1e-9)
+    for _ in range(1100):
+        short = ~(need(hi).sum(axis=1) <= budget)
+        if not short.any() or not np.isfinite(hi[short]).any():
+            break
+        with np.errstate(over="ignore"):  # a target that overflows is no target: inf below
+            hi = np.where(short, compute + 2 * (hi - compute), hi)
+    hi = np.where(need(hi).sum(axis=1) <= budget, hi, np.inf)
+    finite = np.isfinite(hi)
+    for _ in range(max_iterations):
+        open_ = finite & (hi - lo > rtol * hi)
+        if not open_.any():
+            break
+        mid = np.where(open_, 0.5 * (lo + hi), hi)
+        ok = need(mid).sum(axis=1) <= budget
+        hi = np.where(open_ & ok, mid, hi)
+        lo = np.where(open_ & ~ok, mid, lo)
+    bandwidth = np.where(finite[:, None], need(np.where(finite, hi, lo + 1)), np.inf)
+    return np.where(finite, hi, np.inf), bandwidth
+
+
+def _energy_ok(instance: Instance, flops, bits, devices, bandwidth_hz):
+    """E_k(A, b) <= E^max_k for run costs broadcast with device indices (fixed bandwidth)."""
+    if not instance.has_energy_budgets:
+        return np.ones(np.broadcast_shapes(np.shape(flops), np.shape(devices)), dtype=bool)
+    rate = instance.rate(bandwidth_hz)[devices]
+    energy = pair_energy(flops, instance.device_flops_per_s[devices], bits, rate,
+                         np.asarray(instance.device_compute_power_w)[devices],
+                         np.asarray(instance.device_tx_power_w)[devices])
+    budget = instance.energy_budget_j()[devices]
+    return ~np.isfinite(budget) | (energy <= budget)
+
+
+def _result(instance, assignment, bandwidth_hz, status, **kwargs) -> SolverResult:
+    """The result of an allocation; devices without blocks get no bandwidth."""
+    trains = np.bincount(np.asarray(assignment, dtype=np.int64),
+                         minlength=instance.n_devices) > 0
+    bandwidth = np.where(trains, np.broadcast_to(bandwidth_hz, trains.shape), 0.0)
+    return assignment_result(instance, assignment, bandwidth, status, **kwargs)
+
+
+def _runs_to_assignment(instance: Instance, runs) -> np.ndarray:
+    """Runs (device, number of blocks) from the deepest block upwards -> block -> device."""
+    assignment = np.empty(instance.n_blocks, dtype=np.int64)
+    top = instance.n_blocks
+    for device, take in runs:
+        assignment[top - take:top] = device
+        top -= take
+    assert top == 0
+    return assignment
+
+
+def _check_devices(instance: Instance, name: str) -> None:
+    if instance.n_devices > DEFAULT_MAX_DEVICES:
+        raise SolverInputError(
+            f"{name} with several blocks per device runs a programme over subsets of the "
+            f"devices (2^K states); {instance.n_devices} devices exceed its limit of "
+            f"{DEFAULT_MAX_DEVICES}; use method 'milp' (exact) or 'packing' (fast, with a "
+            "proven lower bound)")
+
+
+def _check_uniform(instance: Instance, name: str) -> None:
+    if not uniform_costs(instance):
+        raise SolverInputError(
+            f"{name} with several blocks per device is exact only when every block has the "
+            "same payload and the same extras (extra_flops, extra_memory_bytes) and costs grow "
+            "with depth (the per-layer case; other cases are NP-hard); methods for this "
+            "instance: milp (exact), brute (tiny instances), packing (fast, with a proven "
+            "lower bound)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The subset programme (uniform case)
+
+
+def _subset_layers(n_devices: int):
+    """Masks grouped by popcount, as int arrays (layer p holds the masks with p devices)."""
+    masks = np.arange(1 << n_devices, dtype=np.int64)
+    popcount = np.zeros(1 << n_devices, dtype=np.int64)
+    for k in range(n_devices):
+        popcount += (masks >> k) & 1
+    return [masks[popcount == p] for p in range(n_devices + 1)]
+
+
+def _cover_runs(capacity, layers, n_blocks):
+    """The subset programme of P1: ``capacity[k, r]`` = blocks device k covers when r are
+    covered already (its deepest block is then N - 1 - r). Returns the runs of a covering
+    sequence, or None."""
+    n_devices = capacity.shape[0]
+    reach = np.full(1 << n_devices, -1, dtype=np.int64)
+    parent = np.full(1 << n_devices, -1, dtype=np.int64)
+    reach[0] = 0
+    capacity = np.concatenate([capacity, np.zeros((n_devices, 1), dtype=np.int64)], axis=1)
+    for layer in layers[:-1]:
+        here = reach[layer]
+        for k in range(n_devices):
+            free = (layer >> k) & 1 == 0
+            if not free.any():
+                continue
+            source = layer[free]
+            covered = here[free]
+            value = np.minimum(covered + capacity[k, np.minimum(covered, n_blocks)], n_blocks)
+            target = source | (1 << k)
+            better = value > reach[target]
+            reach[target[better]] = value[better]
+            parent[target[better]] = k
+        if (reach >= n_blocks).any():
+            break
+    done = np.flatnonzero(reach >= n_blocks)
+    if done.size == 0:
+        return None
+    mask = int(done[0])
+    order = []
+    while mask:
+        k = int(parent[mask])
+        order.append(k)
+        mask ^= 1 << k
+    runs, covered = [], 0
+    for k in reversed(order):
+        take = int(min(capacity[k, covered], n_blocks - covered))
+        if take > 0:
+            runs.append((k, take))
+        covered += take
+    return runs
+
+
+def solve_sets_p1(instance: Instance, bandwidth_hz, **_) -> SolverResult:
+    """P1 with several blocks per device, uniform case: binary search over the candidate run
+    latencies T_k(s, j) with the subset programme as the test (module docstring)."""
+    _check_uniform(instance, "crunch")
+    _check_devices(instance, "crunch")
+    n_blocks, n_devices = instance.n_blocks, instance.n_devices
+    flops, memory, bits = _run_costs(instance)
+    allowed = _run_table(instance, flops, memory, bits)
+    rate = instance.rate(np.asarray(bandwidth_hz, dtype=float))
+    devices = np.arange(n_devices)[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        latency = pair_latency(flops[None], instance.device_flops_per_s[devices], bits[None],
+                               rate[devices])
+    allowed &= _energy_ok(instance, flops[None], bits[None], devices, bandwidth_hz)
+    latency = np.where(allowed, latency, np.inf)
+    candidates = np.unique(latency[np.isfinite(latency)])
+    layers = _subset_layers(n_devices)
+    # capacity at T: J_k(s) = the most blocks j with latency <= T (latency grows with j)
+    deepest_first = np.arange(n_blocks - 1, -1, -1)
+
+    def runs_at(target):
+        fits = latency[:, deepest_first, :] <= target  # (K, r, J): r covered, top N-1-r
+        capacity = np.where(fits.any(axis=2),
+                            fits.shape[2] - np.argmax(fits[:, :, ::-1], axis=2), 0)
+        return _cover_runs(capacity.astype(np.int64), layers, n_blocks)
+
+    if candidates.size == 0 or runs_at(candidates[-1]) is None:
+        return SolverResult.infeasible(NO_SETS)
+    lo, hi = -1, candidates.size - 1  # candidates[hi] feasible; below lo+1 infeasible
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if runs_at(candidates[mid]) is not None:
+            hi = mid
+        else:
+            lo = mid
+    assignment = _runs_to_assignment(instance, runs_at(candidates[hi]))
+    return _result(instance, assignment, np.asarray(bandwidth_hz, dtype=float), Status.OPTIMAL,
+                   message="several blocks per device: subset programme over contiguous runs")
+
+
+def _run_needs(instance: Instance, flops, bits, allowed):
+    """A function T -> (K, N, J) least bandwidths of every run (inf where not allowed)."""
+    devices = np.arange(instance.n_devices)[:, None, None]
+    speed = instance.device_flops_per_s[devices]
+    efficiency = (None if instance.device_spectral_efficiency is None
+                  else instance.device_spectral_efficiency[devices])
+    snr = None if instance.device_snr_hz is None else instance.device_snr_hz[devices]
+    floor = None
+    if instance.has_energy_budgets:
+        floor = instance.energy_floor(np.where(allowed, flops[None], 0.0),
+                                      np.where(allowed, bits[None], 0.0), devices)
+
+    def need(target):
+        with np.errstate(all="ignore"):
+            value = min_bandwidth(target, flops=flops[None], flops_per_s=speed, bits=bits[None],
+                                  rate_model=instance.rate_model,
+                                  spectral_efficiency=efficiency, snr_hz=snr)
+        if floor is not None:
+            value = np.maximum(value, floor)
+        return np.where(allowed, value, np.inf)
+    return need
+
+
+def _bandwidth_runs(need, layers, n_blocks, budget):
+    """The subset programme of P2 at one target: the runs of an allocation whose least total
+    bandwidth is within ``budget``, or None. ``need[k, r, j-1]``: device k covering j blocks
+    when r are covered."""
+    n_devices, _, most = need.shape
+    size = 1 << n_devices
+    total = np.full((size, n_blocks + 1), np.inf)
+    total[0, 0] = 0.0
+    choice = np.full((size, n_blocks + 1, 2), -1, dtype=np.int64)
+    for layer in layers[:-1]:
+        for k in range(n_devices):
+            source = layer[(layer >> k) & 1 == 0]
+            if source.size == 0:
+                continue
+            target = source | (1 << k)
+            here = total[source]  # (m, N+1)
+            for j in range(1, most + 1):
+                cost = need[k, :n_blocks + 1 - j, j - 1]  # r = 0 .. N - j
+                value = here[:, :n_blocks + 1 - j] + cost[None, :]
+                current = total[target, j:]
+                better = value < current
+                if not better.any():
+                    continue
+                rows, cols = np.nonzero(better)
+                total[target[rows], cols + j] = value[rows, cols]
+                choice[target[rows], cols + j] = np.stack(
+                    [np.full(rows.size, k), np.full(rows.size, j)], axis=1)
+    best = int(np.argmin(total[:, n_blocks]))
+    if not total[best, n_blocks] <= budget:
+        return None
+    runs, mask, covered = [], best, n_blocks
+    while covered > 0:
+        k, j = (int(v) for v in choice[mask, covered])
+        runs.append((k, j))
+        mask ^= 1 << k
+        covered -= j
+    return runs[::-1]
+
+
+def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
+    """P2 with several blocks per device, uniform case: bisection on the round latency with
+    the bandwidth subset programme as an exact test, then the optimal split of the allocation
+    found (module docstring)."""
+    _check_uniform(instance, "exact")
+    _check_devices(instance, "exact")
+    deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
+    n_blocks = instance.n_blocks
+    flops, memory, bits = _run_costs(instance)
+    allowed = _run_table(instance, flops, memory, bits)
+    need = _run_needs(instance, flops, bits, allowed)
+    layers = _subset_layers(instance.n_devices)
+    deepest_first = np.arange(n_blocks - 1, -1, -1)
+    budget = instance.total_bandwidth_hz
+
+    def runs_at(target):
+        return _bandwidth_runs(need(target)[:, deepest_first, :], layers, n_blocks, budget)
+
+    start = solve_packing(instance)
+    if start.assignment is None:
+        hi = np.inf
+    else:
+        hi = start.round_latency_s
+    lo = max(start.lower_bound_s or 0.0, 0.0)
+    if not np.isfinite(hi):
+        # the heuristic may miss a feasible allocation: look for one with growing targets
+        compute = float(np.min(flops[np.isfinite(flops)]) /
+                        instance.device_flops_per_s.max()) if np.isfinite(flops).any() else 1.0
+        hi = max(compute, 1e-12)
+        for _ in range(200):
+            if runs_at(hi) is not None:
+                break
+            hi *= 2
+        else:
+            return SolverResult.infeasible(NO_SETS)
+        if runs_at(hi) is None:
+            return SolverResult.infeasible(NO_SETS)
+    best_runs = runs_at(hi)
+    if best_runs is None:  # the heuristic's own allocation is a witness for hi
+        best = start.assignment
+    else:
+        best = _runs_to_assignment(instance, best_runs)
+    stopped = False
+    while hi - lo > rtol * hi:
+        if deadline is not None and time.perf_counter() > deadline:
+            stopped = True
+            break
+        mid = 0.5 * (lo + hi)
+        runs = runs_at(mid)
+        if runs is None:
+            lo = mid
+        else:
+            hi, best = mid, _runs_to_assignment(instance, runs)
+    latency, bandwidth = group_split(instance, best)
+    if not np.isfinite(latency[0]):
+        return SolverResult.infeasible(NO_SETS)
+    status = Status.FEASIBLE if stopped else Status.OPTIMAL
+    message = ("stopped at the time limit; lower_bound_s is proven" if stopped
+               else "several blocks per device: bisection with an exact subset programme")
+    return _result(instance, best, bandwidth[0], status, lower_bound_s=lo, message=message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Enumeration (tiny instances)
+
+
+def _enumerate(n_devices, n_blocks, chunk=4096):
+    total = n_devices ** n_blocks
+    powers = n_devices ** np.arange(n_blocks - 1, -1, -1, dtype=np.int64)
+    for start in range(0, total, chunk):
+        codes = np.arange(start, min(start + chunk, total), dtype=np.int64)
+        yield (codes[:, None] // powers[None, :]) % n_devices
+
+
+def solve_brute_sets(instance: Instance, bandwidth_hz=None, *, max_assignments=20_000,
+                     **_) -> SolverResult:
+    """Enumerate all K^N allocations (caps, memory, energy), P1 at ``bandwidth_hz`` or P2
+    (``bandwidth_hz=None``) with each allocation's optimal split."""
+    count = instance.n_devices ** instance.n_blocks
+    if count > max_assignments:
+        raise SolverInputError(
+            f"brute force with several blocks per device would enumerate {count} allocations "
+            f"(K^N = {instance.n_devices}^{instance.n_blocks}), more than max_assignments = "
+            f"{max_assignments}; use crunch/exact (uniform blocks), milp or packing")
+    best_latency, best, best_bandwidth = np.inf, None, None
+    for batch in _enumerate(instance.n_devices, instance.n_blocks):
+        keep = [row for row in batch if instance.allocation_fits(row)]
+        if not keep:
+            continue
+        if bandwidth_hz is not None:
+            for row in keep:
+                if not instance.allocation_fits(row, bandwidth_hz):
+                    continue
+                latency = float(instance.device_latency(row, bandwidth_hz).max())
+                if latency < best_latency:
+                    best_latency, best, best_bandwidth = latency, row, bandwidth_hz
+            continue
+        latency, bandwidth = group_split(instance, np.array(keep))
+        i = int(np.argmin(latency))
+        if latency[i] < best_latency:
+            best_latency, best, best_bandwidth = latency[i], keep[i], bandwidth[i]
+    if best is None or not np.isfinite(best_latency):
+        return SolverResult.infeasible(NO_SETS)
+    bound = best_latency if bandwidth_hz is not None else best_latency * (1 - 1e-12)
+    return _result(instance, best, np.asarray(best_bandwidth, dtype=float), Status.OPTIMAL,
+                   lower_bound_s=bound)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast methods: packing by depth (with a proven lower bound) and the greedy baseline
+
+
+def _contiguous_costs(instance: Instance):
+    """(N, J) run costs with the instance's own (possibly unequal) extras and payloads."""
+    return _run_costs(instance) if uniform_costs(instance) else _general_run_costs(instance)
+
+
+def _general_run_costs(instance: Instance):
+    n_blocks = instance.n_blocks
+    most = int(min(n_blocks, instance.max_blocks().max()))
+    flops = np.full((n_blocks, most), np.inf)
+    memory = np.full((n_blocks, most), np.inf)
+    bits = np.full((n_blocks, most), np.inf)
+    for s in range(n_blocks):
+        for j in range(1, min(most, s + 1) + 1):
+            assignment = np.zeros(n_blocks, dtype=np.int64)
+            assignment[s - j + 1:s + 1] = 1
+            f, m, b, _ = _one_device(instance).group_costs(assignment)
+            flops[s, j - 1], memory[s, j - 1], bits[s, j - 1] = f[1], m[1], b[1]
+    return flops, memory, bits
+
+
+def _one_device(instance: Instance) -> Instance:
+    """A two-device copy of the instance used only to evaluate set costs."""
+    from dataclasses import replace
+
+    two = np.ones(2)
+    return replace(instance, device_flops_per_s=two, device_memory=two,
+                   device_spectral_efficiency=two, device_snr_hz=two, device_bandwidth_hz=None,
+                   device_compute_power_w=None, device_tx_power_w=None,
+                   device_energy_budget_j=None, device_max_blocks=None)
+
+
+def _greedy_runs(cost, n_blocks, budget=None, caps=None):
+    """Cover depths from the deep end: at each top, the unused device and run length with the
+    lowest cost per block among those that keep within ``budget`` when a budget is given, or
+    the longest run (ties: the device that gains least from shallower tops) when ``cost`` is a
+    feasibility mask."""
+    n_devices = cost.shape[0]
+    free = np.ones(n_devices, dtype=bool)
+    covered, runs, spent = 0, [], 0.0
+    most = cost.shape[2]
+    lengths = np.arange(1, most + 1)
+    while covered < n_blocks:
+        here = cost[:, covered, :].copy()  # (K, J)
+        here[~free] = np.inf
+        here[:, n_blocks - covered:] = np.inf
+        if budget is None:
+            fits = np.isfinite(here)
+            take = np.where(fits.any(axis=1), most - np.argmax(fits[:, ::-1], axis=1), 0)
+            if not take.max():
+                return None
+            later = np.where(np.isfinite(cost[:, -1, :]), 1, 0).sum(axis=1)
+            k = int(np.lexsort((later, -take))[0])
+            runs.append((k, int(take[k])))
+            covered += int(take[k])
+        else:
+            # keep enough capacity in the other free devices for the blocks left after this run
+            others = (caps * free).sum() - caps
+            short = (n_blocks - covered - lengths[None, :]) > others[:, None]
+            per_block = np.where(short, np.inf, here / lengths[None, :])
+            if not np.isfinite(per_block).any():
+                return None
+            k, j = np.unravel_index(int(np.argmin(per_block)), per_block.shape)
+            spent += here[k, j]
+            runs.append((int(k), int(j) + 1))
+            covered += int(j) + 1
+        free[runs[-1][0]] = False
+    if budget is not None and not spent <= budget:
+        return None
+    return runs
+
+
+def _lower_bound_p1(instance, latency_single, caps_at):
+    """min T such that every block has a device with T_kn <= T and the devices' largest sets
+    can hold N blocks (a relaxation of P1: proven lower bound)."""
+    candidates = np.unique(latency_single[np.isfinite(latency_single)])
+    if candidates.size == 0:
+        return None
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    def relaxed(target):
+        caps = caps_at(target)
+        if caps.sum() < instance.n_blocks:
+            return False
+        reach = latency_single <= target
+        if not reach.any(axis=0).all():
+            return False
+        rows = np.repeat(np.arange(instance.n_devices), np.minimum(caps, instance.n_blocks))
+        edges = reach[rows].T  # block -> device copy
+        matched = maximum_bipartite_matching(csr_matrix(edges.astype(np.int8)),
+                                             perm_type="column")
+        return bool((matched >= 0).all())
+    lo, hi = -1, candidates.size - 1
+    if not relaxed(candidates[hi]):
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if relaxed(candidates[mid]):
+            hi = mid
+        else:
+            lo = mid
+    return float(candidates[hi])
+
+
+def _cheapest_set_latency(instance, bandwidth_hz):
+    """(K, J) a lower bound on T_k(A) over all sets with |A| = j: the cheapest deepest block
+    plus the j - 1 smallest extras, and the j smallest payloads."""
+    most = int(min(instance.n_blocks, instance.max_blocks().max()))
+    extras = np.concatenate([[0.0], np.cumsum(np.sort(instance.extra_flops()))])[:most]
+    payload = np.cumsum(np.sort(instance.block_bits))[:most]
+    flops = instance.block_flops.min() + extras
+    rate = instance.rate(np.asarray(bandwidth_hz, dtype=float))
+    with np.errstate(divide="ignore"):
+        latency = flops[None, :] / instance.device_flops_per_s[:, None] + payload[None, :] / \
+            rate[:, None]
+    memory = instance.block_memory.min() + np.concatenate(
+        [[0.0], np.cumsum(np.sort(instance.extra_memory()))])[:most]
+    latency = np.where(memory[None, :] <= instance.device_memory[:, None], latency, np.inf)
+    caps = instance.max_blocks()
+    return np.where(np.arange(1, most + 1)[None, :] <= caps[:, None], latency, np.inf)
+
+
+def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
+    """Packing by depth: contiguous runs from the deepest block, each device as many blocks as
+    fit (P1, binary search over the run latencies) or the cheapest bandwidth per block (P2,
+    bisection on the latency, then the optimal split). Not exact in general; it reports a
+    proven lower bound from a relaxation (P1: every block reachable and the largest sets
+    holding N blocks; P2: the least bandwidths of single blocks add up to at most B, since a
+    set needs at least the sum of its blocks' needs)."""
+    problem = "jbba" if bandwidth_hz is None else "matching"
+    n_blocks = instance.n_blocks
+    flops, memory, bits = _contiguous_costs(instance)
+    allowed = _run_table(instance, flops, memory, bits)
+    deepest_first = np.arange(n_blocks - 1, -1, -1)
+    devices = np.arange(instance.n_devices)[:, None, None]
+    if problem != "jbba":
+        bandwidth_hz = np.asarray(bandwidth_hz, dtype=float)
+        rate = instance.rate(bandwidth_hz)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            latency = pair_latency(flops[None], instance.device_flops_per_s[devices],
+                                   bits[None], rate[devices])
+        allowed = allowed & _energy_ok(instance, flops[None], bits[None], devices, bandwidth_hz)
+        latency = np.where(allowed, latency, np.inf)[:, deepest_first, :]
+        candidates = np.unique(latency[np.isfinite(latency)])
+        single = instance.latency_matrix(bandwidth_hz)
+        cheapest = _cheapest_set_latency(instance, bandwidth_hz)
+        bound = _lower_bound_p1(
+            instance, single,
+            lambda t: (cheapest <= t).sum(axis=1)) if np.isfinite(single).any() else None
+        best = None
+        if candidates.size:
+            def runs_at(target):
+                return _greedy_runs(np.where(latency <= target, 1.0, np.inf), n_blocks)
+            lo, hi = -1, candidates.size - 1
+            if runs_at(candidates[hi]) is not None:
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if runs_at(candidates[mid]) is not None:
+                        hi = mid
+                    else:
+                        lo = mid
+                best = _runs_to_assignment(instance, runs_at(candidates[hi]))
+        if best is None:
+            return SolverResult.infeasible(NO_SETS)
+        result = _result(instance, best, bandwidth_hz, Status.FEASIBLE, lower_bound_s=bound)
+        if bound is not None and result.round_latency_s <= bound:
+            result.status = Status.OPTIMAL
+        return result
+    need = _run_needs(instance, flops, bits, allowed)
+    budget = instance.total_bandwidth_hz
+
+    def runs_at(target):
+        return _greedy_runs(need(target)[:, deepest_first, :], n_blocks, budget,
+                            np.minimum(instance.max_blocks(), n_blocks))
+    bound = _lower_bound_p2(instance)
+    lo = bound or 0.0
+    hi = max(lo, 1e-9) * 2
+    for _ in range(200):
+        if runs_at(hi) is not None:
+            break
+        hi *= 2
+    else:
+        return SolverResult.infeasible(NO_SETS)
+    for _ in range(40):
+        if hi - lo <= 1e-4 * hi:
+            break
+        mid = 0.5 * (lo + hi)
+        if runs_at(mid) is not None:
+            hi = mid
+        else:
+            lo = mid
+    starts = [runs_at(hi)]
+    equal = solve_packing(instance, instance.equal_bandwidth())
+    if equal.assignment is not None:
+        starts.append(_assignment_to_runs(equal.assignment))
+    best_runs, best_latency = None, np.inf
+    for runs in starts:
+        runs, latency = _improve_runs(instance, runs, flops, bits, allowed)
+        if latency < best_latency:
+            best_runs, best_latency = runs, latency
+    best = _runs_to_assignment(instance, best_runs)
+    latency, bandwidth = group_split(instance, best)
+    if not np.isfinite(latency[0]):
+        return SolverResult.infeasible(NO_SETS)
+    return _result(instance, best, bandwidth[0], Status.FEASIBLE, lower_bound_s=bound)
+
+
+def _assignment_to_runs(assignment) -> list:
+    """Contiguous runs (device, length) from the deepest block up; assumes contiguity."""
+    runs = []
+    for device in assignment[::-1]:
+        if runs and runs[-1][0] == int(device):
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((int(device), 1))
+    return runs
+
+
+def _neighbours(runs, n_devices):
+    """Allocations one move away: a boundary between adjacent runs moved by one block, two
+    runs' devices swapped, a run handed to an idle device."""
+    idle = sorted(set(range(n_devices)) - {k for k, _ in runs})
+    for i in range(len(runs) - 1):
+        (a, ja), (b, jb) = runs[i], runs[i + 1]
+        for shift in (-1, 1):
+            if ja + shift >= 1 and jb - shift >= 1:
+                yield runs[:i] + [(a, ja + shift), (b, jb - shift)] + runs[i + 2:]
+        if ja > 1:  # split off the run's last block to an idle device
+            for k in idle[:4]:
+                yield runs[:i] + [(a, ja - 1), (k, 1)] + runs[i + 1:]
+    for i in range(len(runs)):
+        for k in idle:
+            yield runs[:i] + [(k, runs[i][1])] + runs[i + 1:]
+        for j in range(i + 1, len(runs)):
+            swapped = list(runs)
+            swapped[i], swapped[j] = (runs[j][0], runs[i][1]), (runs[i][0], runs[j][1])
+            yield swapped
+        if i + 1 < len(runs):  # merge a run into the one below it
+            merged = runs[:i] + [(runs[i][0], runs[i][1] + runs[i + 1][1])] + runs[i + 2:]
+            yield merged
+
+
+def _improve_runs(instance, runs, flops, bits, allowed, *, rounds=50):
+    """Local search over contiguous allocations (:func:`_neighbours`), each move scored by its
+    optimal bandwidth split; stops at a local optimum."""
+    n_devices, n_blocks = instance.n_devices, instance.n_blocks
+
+    def score(candidates):
+        table_f = np.zeros((len(candidates), n_devices))
+        table_b = np.zeros_like(table_f)
+        used = np.zeros(table_f.shape, dtype=bool)
+        ok = np.ones(len(candidates), dtype=bool)
+        for row, candidate in enumerate(candidates):
+            top = n_blocks - 1
+            for k, take in candidate:
+                if take > allowed.shape[2] or not allowed[k, top, take - 1]:
+                    ok[row] = False
+                    break
+                table_f[row, k], table_b[row, k] = flops[top, take - 1], bits[top, take - 1]
+                used[row, k] = True
+                top -= take
+        latency = np.full(len(candidates), np.inf)
+        if ok.any():
+            latency[ok], _ = split_costs(instance, table_f[ok], table_b[ok], used[ok],
+                                         rtol=1e-9)
+        return latency
+
+    current = score([runs])[0]
+    for _ in range(rounds):
+        candidates = list(_neighbours(runs, n_devices))
+        if not candidates:
+            break
+        latency = score(candidates)
+        i = int(np.argmin(latency))
+        if not latency[i] < current * (1 - 1e-12):
+            break
+        runs, current = candidates[i], latency[i]
+    return runs, current
+
+
+def _lower_bound_p2(instance: Instance):
+    """Bisection for the least T at which every block has a device that can carry it alone
+    and the single-block needs, each block at its cheapest device, add up to at most B.
+
+    Valid because a set needs at least the sum of its blocks' needs: C(A) >= C_n and
+    S(A) = sum S_n, so the rate a set needs is at least the sum of the rates its blocks need
+    alone, and the inverse rate (linear, or convex through zero for shannon) is superadditive;
+    the same holds for the energy floors. Returns None when even that is never met.
+    """
+    speed = instance.device_flops_per_s[:, None]
+    efficiency = (None if instance.device_spectral_efficiency is None
+                  else instance.device_spectral_efficiency[:, None])
+    snr = None if instance.device_snr_hz is None else instance.device_snr_hz[:, None]
+    floor = instance.energy_bandwidth_floor()
+    fits = instance.memory_feasible()
+    budget = instance.total_bandwidth_hz
+
+    def cheapest_total(target):
+        need = min_bandwidth(target, flops=instance.block_flops[None, :], flops_per_s=speed,
+                             bits=instance.block_bits[None, :], rate_model=instance.rate_model,
+                             spectral_efficiency=efficiency, snr_hz=snr)
+        if floor is not None:
+            need = np.maximum(need, floor)
+        return np.where(fits, need, np.inf).min(axis=0).sum()
+    compute = np.where(fits, instance.compute_time_matrix(), np.inf).min(axis=0).max()
+    if not np.isfinite(compute):
+        return None
+    counted = _count_need_relaxation(instance)
+
+    def cheapest_total(target, single=cheapest_total):  # noqa: F811 - both relaxations
+        return max(single(target), counted(target))
+    lo, hi = compute, 2 * compute
+    for _ in range(200):
+        if cheapest_total(hi) <= budget:
+            break
+        lo, hi = hi, compute + 2 * (hi - compute)
+    else:
+        return None
+    for _ in range(60):
+        if hi - lo <= 1e-9 * hi:
+            break
+        mid = 0.5 * (lo + hi)
+        if cheapest_total(mid) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return float(lo)
+
+
+def _count_need_relaxation(instance: Instance):
+    """T -> a lower bound on the least total bandwidth of any allocation meeting T.
+
+    Each device k takes some j_k blocks (sum j_k = N, j_k <= c_k) and needs at least the
+    bandwidth of the cheapest conceivable j_k-set: C_min + the j_k - 1 smallest extras, the
+    j_k smallest payloads, the j_k - 1 smallest extra memories (C_deepest instead of C_min for
+    the one device that holds the deepest block, which some device must). A knapsack over
+    devices (counts up to N, with a flag for the deepest block) minimises the sum.
+    """
+    n_blocks, n_devices = instance.n_blocks, instance.n_devices
+    most = int(min(n_blocks, instance.max_blocks().max()))
+    extras = np.concatenate([[0.0], np.cumsum(np.sort(instance.extra_flops()[:-1]))])
+    extras = np.pad(extras, (0, max(0, most - extras.size)), constant_values=np.inf)[:most]
+    payload = np.cumsum(np.sort(instance.block_bits))[:most]
+    memory_extra = np.concatenate([[0.0], np.cumsum(np.sort(instance.extra_memory()[:-1]))])
+    memory_extra = np.pad(memory_extra, (0, max(0, most - memory_extra.size)),
+                          constant_values=np.inf)[:most]
+    count = np.arange(1, most + 1)
+    caps = instance.max_blocks()[:, None]
+    speed = instance.device_flops_per_s[:, None]
+    efficiency = (None if instance.device_spectral_efficiency is None
+                  else instance.device_spectral_efficiency[:, None])
+    snr = None if instance.device_snr_hz is None else instance.device_snr_hz[:, None]
+    devices = np.arange(n_devices)[:, None]
+    options = []
+    for anchor_flops, anchor_memory in ((instance.block_flops.min(),
+                                         instance.block_memory.min()),
+                                        (instance.block_flops[-1], instance.block_memory[-1])):
+        flops = anchor_flops + extras[None, :]
+        memory = anchor_memory + memory_extra[None, :]
+        ok = (count[None, :] <= caps) & (memory <= instance.device_memory[:, None])
+        floor = (instance.energy_floor(np.broadcast_to(flops, (n_devices, most)),
+                                       np.broadcast_to(payload, (n_devices, most)), devices)
+                 if instance.has_energy_budgets else None)
+        options.append((flops, ok, floor))
+
+    counted_blocks = np.arange(n_blocks + 1)[None, :] - count[:, None]  # t - j
+    source = np.where(counted_blocks >= 0, counted_blocks, n_blocks + 1)  # -> the inf column
+
+    def total(target):
+        dp = np.full((2, n_blocks + 1), np.inf)  # [holds deepest?, blocks counted]
+        dp[0, 0] = 0.0
+        costs = []
+        for flops, ok, floor in options:
+            need = min_bandwidth(target, flops=flops, flops_per_s=speed, bits=payload[None, :],
+                                 rate_model=instance.rate_model, spectral_efficiency=efficiency,
+                                 snr_hz=snr)
+            if floor is not None:
+                need = np.maximum(need, floor)
+            costs.append(np.where(ok, need, np.inf))
+        for k in range(n_devices):
+            padded = np.concatenate([dp, np.full((2, 1), np.inf)], axis=1)
+            before = padded[:, source]  # (2, J, N+1): dp at t - j, inf where t < j
+            take = np.min(before + costs[0][k][None, :, None], axis=1)
+            with_deepest = np.min(before[0] + costs[1][k][:, None], axis=0)
+            dp = np.minimum(dp, take)
+            dp[1] = np.minimum(dp[1], with_deepest)
+        return dp[1, n_blocks]
+    return total
+
+
+def solve_greedy_sets(instance: Instance, bandwidth_hz, **_) -> SolverResult:
+    """Greedy baseline with several blocks: deepest block first, each to the device whose set
+    would finish soonest with it (caps, memory and energy kept), at the given bandwidths."""
+    bandwidth_hz = np.asarray(bandwidth_hz, dtype=float)
+    assignment = np.full(instance.n_blocks, -1, dtype=np.int64)
+    caps = instance.max_blocks()
+    for block in range(instance.n_blocks - 1, -1, -1):
+        best, best_latency = -1, np.inf
+        for k in range(instance.n_devices):
+            mine = assignment == k
+            if mine.sum() >= caps[k]:
+                continue
+            trial = np.where(mine, 1, 0)
+            trial[block] = 1
+            probe = _one_device(instance)
+            f, m, b, _ = probe.group_costs(trial)
+            if m[1] > instance.device_memory[k]:
+                continue
+            if not _energy_ok(instance, f[1], b[1], k, bandwidth_hz):
+                continue
+            rate = instance.rate(bandwidth_hz)[k]
+            latency = float(pair_latency(f[1], instance.device_flops_per_s[k], b[1], rate))
+            if latency < best_latency:
+                best, best_latency = k, latency
+        if best < 0:
+            return SolverResult.infeasible(NO_SETS)
+        assignment[block] = best
+    return _result(instance, assignment, bandwidth_hz, Status.FEASIBLE)
+
+
+# ---------------------------------------------------------------------------------------------
+# MILP (any extras)
+
+
+def _milp_model(instance: Instance):
+    """cvxpy variables and the constraints every allocation of section 8 satisfies.
+
+    x_kn = 1 when device k trains block n, z_kn = 1 when n is its deepest block::
+
+        sum_k x_kn = 1,  z <= x,  sum_n z_kn <= 1,  x_kn <= sum_{n' >= n} z_kn',
+        sum_n x_kn <= c_k,  sum_n mu_n x_kn + sum_n (m_n - mu_n) z_kn <= M_k
+
+    The third and fourth force z onto the deepest block of every device that trains one, so
+    C(A_k) = sum_n delta_n x_kn + (C_n - delta_n) z_kn exactly (and m(A_k) likewise).
+    """
+    import cvxpy as cp
+
+    n_devices, n_blocks = instance.n_devices, instance.n_blocks
+    x = cp.Variable((n_devices, n_blocks), boolean=True)
+    z = cp.Variable((n_devices, n_blocks), boolean=True)
+    at_or_deeper = np.tril(np.ones((n_blocks, n_blocks)))  # row n', column n: n' >= n
+    extra_flops, extra_memory = instance.extra_flops(), instance.extra_memory()
+    memory = x @ extra_memory + z @ (instance.block_memory - extra_memory)
+    flops = x @ extra_flops + z @ (instance.block_flops - extra_flops)
+    constraints = [cp.sum(x, axis=0) == 1, z <= x, cp.sum(z, axis=1) <= 1,
+                   x <= z @ at_or_deeper, cp.sum(x, axis=1) <= instance.max_blocks(),
+                   memory <= instance.device_memory]
+    return cp, x, z, flops, constraints
+
+
+def _milp_solve(cp, problem, time_limit_s):
+    import warnings
+
+    from .milp import _TIGHT
+
+    options = dict(_TIGHT)
+    if time_limit_s is not None:
+        options["time_limit"] = max(float(time_limit_s), 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        problem.solve(solver=cp.HIGHS, **options)
+
+
+def _milp_assignment(x_value, instance):
+    if x_value is None or not np.all(np.isfinite(x_value)):
+        return None
+    chosen = np.asarray(x_value) > 0.5
+    if not (chosen.sum(axis=0) == 1).all():
+        return None
+    assignment = np.argmax(chosen, axis=0).astype(np.int64)
+    return assignment if instance.allocation_fits(assignment) else None
+
+
+def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_limit_s=None,
+                    **_) -> SolverResult:
+    """MILP with several blocks per device through cvxpy and HiGHS (:func:`_milp_model`).
+
+    P1 (``bandwidth_hz`` given) is one MILP minimising t with
+    ``flops_k / f_k + sum_n S_n x_kn / r_k <= t`` (and the linear energy budgets). P2 (fixed
+    rate model) is a bisection on T over MILPs that minimise sum_k b_k subject to
+    ``rho_k (T b_k - (sum_n delta_n w_kn + (C_n - delta_n) v_kn) / f_k) >= sum_n S_n x_kn``
+    with w = b x and v = b z linearised exactly (x, z binary, 0 <= b <= B); energy budgets
+    take the same form. The shannon rate is not linear in b: P2 under it is refused.
+    """
+    deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
+    cp, x, z, flops, constraints = _milp_model(instance)
+    speed = instance.device_flops_per_s
+    bits_of = x @ instance.block_bits
+    budget_j = instance.energy_budget_j()
+    budgeted = np.isfinite(budget_j) if instance.has_energy_budgets else np.zeros(
+        instance.n_devices, dtype=bool)
+    compute_power = (np.nan_to_num(np.asarray(instance.device_compute_power_w, dtype=float))
+                     if instance.device_compute_power_w is not None else np.zeros(
+                         instance.n_devices))
+    tx_power = (np.nan_to_num(np.asarray(instance.device_tx_power_w, dtype=float))
+                if instance.device_tx_power_w is not None else np.zeros(instance.n_devices))
+    if bandwidth_hz is not None:
+        bandwidth_hz = np.asarray(bandwidth_hz, dtype=float)
+        rate = instance.rate(bandwidth_hz)
+        scale = float(np.max(instance.block_flops) / speed.min()
+                      + np.sum(instance.block_bits) / rate.min()) or 1.0
+        t = cp.Variable()
+        latency = (cp.multiply(flops, 1.0 / (speed * scale))
+                   + cp.multiply(bits_of, 1.0 / (rate * scale)))
+        constraints = constraints + [latency <= t]
+        if budgeted.any():
+            energy = (cp.multiply(flops, compute_power / speed)
+                      + cp.multiply(bits_of, tx_power / rate))
+            constraints.append(energy[budgeted] <= budget_j[budgeted])
+        problem = cp.Problem(cp.Minimize(t), constraints)
+        _milp_solve(cp, problem, None if deadline is None else deadline - time.perf_counter())
+        if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+            return SolverResult.infeasible(NO_SETS)
+        assignment = _milp_assignment(x.value, instance)
+        if assignment is None or not instance.allocation_fits(assignment, bandwidth_hz):
+            raise SolverFailure(f"HiGHS returned status {problem.status!r} with no usable "
+                                "allocation; raise the time limit")
+        status = Status.OPTIMAL if problem.status == cp.OPTIMAL else Status.FEASIBLE
+        return _result(instance, assignment, bandwidth_hz, status)
+    if instance.rate_model != "fixed":
+        raise SolverInputError(
+            "milp solves P2 with several blocks per device only for the fixed rate model (the "
+            "shannon rate is not linear in the bandwidth); use exact (uniform blocks), brute "
+            "(tiny instances) or packing")
+    start = solve_packing(instance)
+    if start.assignment is None:
+        return SolverResult.infeasible(NO_SETS)
+    hi, best = start.round_latency_s, start.assignment
+    lo = start.lower_bound_s or 0.0
+    budget = instance.total_bandwidth_hz
+    efficiency = instance.device_spectral_efficiency
+
+    def feasible(target):
+        cp_, x_, z_, flops_, base = _milp_model(instance)
+        share = cp_.Variable(instance.n_devices, nonneg=True)  # b_k / B
+        w = cp_.Variable((instance.n_devices, instance.n_blocks), nonneg=True)  # share * x
+        v = cp_.Variable((instance.n_devices, instance.n_blocks), nonneg=True)  # share * z
+        shares = cp_.reshape(share, (instance.n_devices, 1), order="C")
+        ones = np.ones((1, instance.n_blocks))
+        link = [w <= x_, w <= shares @ ones, w >= shares @ ones - (1 - x_),
+                v <= z_, v <= shares @ ones, v >= shares @ ones - (1 - z_), share <= 1]
+        extra = instance.extra_flops()
+        spent = (w @ extra + v @ (instance.block_flops - extra)) / speed  # share * C(A) / f
+        carried = cp_.multiply(efficiency * budget,
+                               target * share - spent)  # rate * (T - C/f)
+        need_bits = x_ @ instance.block_bits
+        scale = float(np.sum(instance.block_bits)) or 1.0
+        rows = [carried / scale >= need_bits / scale]
+        if budgeted.any():
+            energy_room = cp_.multiply(efficiency * budget,
+                                       cp_.multiply(budget_j, share) - cp_.multiply(
+                                           compute_power, spent))
+            rows.append(energy_room[budgeted] / scale
+                        >= cp_.multiply(tx_power, need_bits)[budgeted] / scale)
+        problem = cp_.Problem(cp_.Minimize(cp_.sum(share)), base + link + rows)
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            raise TimeoutError
+        _milp_solve(cp_, problem, left)
+        if problem.status in (cp_.INFEASIBLE, cp_.INFEASIBLE_INACCURATE):
+            return None
+        if problem.status != cp_.OPTIMAL:
+            raise TimeoutError
+        if problem.value > 1 + 1e-9:
+            return None
+        return _milp_assignment(x_.value, instance)
+
+    stopped = False
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        try:
+            found = feasible(mid)
+        except TimeoutError:
+            stopped = True
+            break
+        if found is None:
+            lo = mid
+        else:
+            # HiGHS proved an allocation within B at mid (to its tolerance, 1e-9); its exact
+            # split is computed once, at the end
+            hi, best = mid, found
+    latency, bandwidth = group_split(instance, best)
+    status = Status.FEASIBLE if stopped else Status.OPTIMAL
+    return _result(instance, best, bandwidth[0], status, lower_bound_s=lo,
+                   message="stopped at the time limit" if stopped else "")
+
+
