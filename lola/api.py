@@ -106,12 +106,20 @@ class DeviceReport:
     memory_bytes: float
     energy_j: float | None = None  # E_k = P^c compute_s + P^tx upload_s; None: powers unknown
     energy_budget_j: float | None = None  # the scenario's budget, for the human table
+    mode: str | None = None  # "local" or "split" for a device with blocks (section 9)
+    server_s: float | None = None  # split mode: F^srv / f_srv
+    downlink_s: float | None = None  # split mode: 8 A / R^down
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "blocks": list(self.blocks), "bandwidth_hz": self.bandwidth_hz,
-                "compute_s": self.compute_s, "upload_s": self.upload_s,
-                "latency_s": self.latency_s, "memory_bytes": self.memory_bytes,
-                "energy_j": self.energy_j}
+        entry = {"name": self.name, "blocks": list(self.blocks),
+                 "bandwidth_hz": self.bandwidth_hz, "compute_s": self.compute_s,
+                 "upload_s": self.upload_s, "latency_s": self.latency_s,
+                 "memory_bytes": self.memory_bytes, "energy_j": self.energy_j}
+        if self.mode is not None:
+            entry["mode"] = self.mode
+        if self.mode == "split":
+            entry["server_s"], entry["downlink_s"] = self.server_s, self.downlink_s
+        return entry
 
 
 @dataclass
@@ -173,6 +181,10 @@ def _explain_infeasible(scenario: Scenario, problem: str, instance=None) -> str:
         return (f"{len(blocks)} blocks but the devices may train only {slots} in all "
                 "(the sum of max_blocks): raise max_blocks, add devices or cut the model into "
                 "fewer blocks")
+    if instance.modes != ("local",):
+        return ("no allocation in the allowed modes (" + ",".join(instance.modes) + ") fits "
+                "the devices' memory" + (", energy budgets" if instance.has_energy_budgets
+                                         else "") + " and the round's bandwidth")
     if instance.several_blocks:
         return ("no allocation of the blocks to devices fits their block caps (max_blocks), "
                 "memory" + (", energy budgets" if instance.has_energy_budgets else "")
@@ -229,6 +241,13 @@ def _device_reports(scenario, instance, outcome: SolverResult) -> list:
             upload = costs.upload_time_of(set_bits[k], device, channel, bandwidth[k])
             latency = costs.latency_of(set_flops[k], set_bits[k], device, channel, bandwidth[k])
             memory = set_memory[k]
+        mode = server = downlink = None
+        if mine:
+            mode = "local"
+            if len(mine) == 1 and instance.modes != ("local",):
+                mode, parts = _pair_mode(instance, k, mine[0], bandwidth[k])
+                if mode == "split":
+                    compute, server, downlink, upload, latency, memory = parts
         if k in uploads:
             upload = latency = float(uploads[k])
         busy = bool(mine) or k in uploads
@@ -236,8 +255,23 @@ def _device_reports(scenario, instance, outcome: SolverResult) -> list:
         reports.append(DeviceReport(device.name, [blocks[n].name for n in mine],
                                     float(bandwidth[k]), float(compute), float(upload),
                                     float(latency), float(memory),
-                                    energy_j=energy, energy_budget_j=device.energy_budget_j))
+                                    energy_j=energy, energy_budget_j=device.energy_budget_j,
+                                    mode=mode, server_s=server, downlink_s=downlink))
     return reports
+
+
+def _check_split_keys(scenario) -> None:
+    """Split mode needs the split costs of some block, a downlink and a server throughput."""
+    if scenario.server is None:
+        raise ScenarioError("missing; split mode needs the server's throughput",
+                            key="server.flops_per_s", source=scenario.source)
+    if not any(b.splittable for b in scenario.blocks):
+        raise ScenarioError("no block carries the split-mode keys (split_device_flops, "
+                            "split_server_flops, split_memory_bytes, cut_bytes); split mode "
+                            "needs them", key="model", source=scenario.source)
+    if not any(d.downlink_bps is not None for d in scenario.devices):
+        raise ScenarioError("no device has downlink_bps; split mode needs it",
+                            key="devices[0].downlink_bps", source=scenario.source)
 
 
 def _check_max_blocks(max_blocks) -> None:
@@ -247,8 +281,46 @@ def _check_max_blocks(max_blocks) -> None:
             f"max_blocks must be an integer >= 1, got {max_blocks!r}")
 
 
+def _pair_mode(instance, device: int, block: int, bandwidth_hz: float):
+    """The mode device ``device`` trains ``block`` in at ``bandwidth_hz`` (the best allowed one,
+    as the solvers chose it) and, in split mode, its parts: compute, server, downlink, upload,
+    latency (the solvers' own arithmetic) and memory."""
+    bandwidth = np.zeros(instance.n_devices)
+    bandwidth[device] = bandwidth_hz
+    _, which = instance.pair_modes(bandwidth)
+    mode = instance.mode_terms()[int(which[device, block])][0]
+    if mode != "split":
+        return mode, None
+    speed = instance.device_flops_per_s[device]
+    compute = instance.split_device_flops[block] / speed
+    server = instance.split_server_flops[block] / instance.server_flops_per_s
+    downlink = instance.cut_bits[block] / instance.device_downlink_bps[device]
+    bits = instance.cut_bits[block] + instance.block_bits[block]
+    with np.errstate(divide="ignore"):
+        upload = bits / instance.rate(bandwidth)[device]
+    latency = compute + server + downlink + upload
+    return mode, (float(compute), float(server), float(downlink), float(upload),
+                  float(latency), float(instance.split_memory[block]))
+
+
+MODES = ("local", "split")
+
+
+def _check_modes(modes) -> tuple:
+    if isinstance(modes, str):
+        modes = tuple(part.strip() for part in modes.split(","))
+    modes = tuple(modes)
+    unknown = [m for m in modes if m not in MODES]
+    if not modes or unknown or len(set(modes)) != len(modes):
+        raise solvers.SolverInputError(
+            f"modes must be a non-empty selection of {', '.join(MODES)} without repeats, got "
+            f"{','.join(map(str, modes)) or 'nothing'}")
+    return tuple(m for m in MODES if m in modes)
+
+
 def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: int = 0,
-          time_limit_s: float | None = None, max_blocks: int = 1, **options) -> Result:
+          time_limit_s: float | None = None, max_blocks: int = 1, modes=("local",),
+          **options) -> Result:
     """Solve ``problem`` ("matching" or "jbba") on ``scenario`` with ``method``.
 
     Parameters
@@ -272,6 +344,11 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
         scenario entry does not set ``max_blocks`` itself. With every c_k = 1 (the default) the
         problem is the one-block-per-device one; otherwise only the methods with the
         several-blocks capability (:attr:`solvers.Method.several_blocks`) accept it.
+    modes : tuple of {"local", "split"} or a comma-separated string
+        The execution modes of section 9 the method may choose for each device (default
+        local only). Split mode needs the blocks' split keys, the devices' ``downlink_bps`` and
+        ``server.flops_per_s``; a method that cannot choose modes refuses it, naming those that
+        can.
     **options
         Method-specific options (e.g. ``repair=False`` or ``max_iterations`` for
         ``dual-ascent``); an option the method does not take is an error naming those it does.
@@ -290,6 +367,7 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
     _check_problem(problem)
     _check_time_limit(time_limit_s)
     _check_max_blocks(max_blocks)
+    modes = _check_modes(modes)
     method = method or default_method(problem)
     spec = solvers.get_method(method, problem)
     _check_options(spec, options)
@@ -309,7 +387,9 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
             if not present:
                 raise ScenarioError("missing; the centralized reference needs it", key=key,
                                     source=scenario.source)
-    instance = costs.to_instance(scenario, max_blocks=int(max_blocks))
+    if "split" in modes:
+        _check_split_keys(scenario)
+    instance = costs.to_instance(scenario, max_blocks=int(max_blocks), modes=modes)
     solvers.check_capabilities(spec, problem, instance)
     spec.load()
     started = time.perf_counter()
@@ -398,7 +478,7 @@ class Comparison:
 
 def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
             time_limit_s: float | None = None, progress=None,
-            max_blocks: int = 1) -> Comparison:
+            max_blocks: int = 1, modes=("local",)) -> Comparison:
     """Run every applicable method (or ``methods``) on ``scenario``.
 
     Methods that refuse the instance (``brute`` on a large one, ``centralized`` without a
@@ -418,6 +498,7 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
     _check_problem(problem)
     _check_time_limit(time_limit_s)
     _check_max_blocks(max_blocks)
+    modes = _check_modes(modes)
     scenario = load_scenario(scenario)
     names = methods or [m.name for m in solvers.methods_for(problem)]
     results, skipped, limits = [], [], {}
@@ -431,7 +512,7 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
             progress(name, limit)
         try:
             results.append(solve(scenario, problem, name, seed=seed, time_limit_s=limit,
-                                 max_blocks=max_blocks))
+                                 max_blocks=max_blocks, modes=modes))
             limits[name] = limit
         except (solvers.SolverInputError, solvers.SolverFailure) as err:
             if methods:  # asked for by name: the caller wants to know

@@ -63,6 +63,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _modes(text: str) -> tuple:
+    """argparse type of ``--modes``: local, split or local,split."""
+    try:
+        return api._check_modes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -108,6 +116,13 @@ def _build_parser() -> argparse.ArgumentParser:
                        f"set max_blocks itself (methods that handle more than 1: {several})")
     solve.add_argument("--max-blocks", type=_positive_int, default=1, metavar="M",
                        help=max_blocks_help)
+    choosers = ", ".join(m.name for m in solvers.METHODS.values() if "split" in m.modes)
+    modes_help = ("execution modes the method may choose per device: local, split or "
+                  "local,split (split: the server runs the layers above the device's block; "
+                  f"needs the blocks' split keys, downlink_bps and server.flops_per_s; methods "
+                  f"that choose modes: {choosers})")
+    solve.add_argument("--modes", type=_modes, default=("local",), metavar="MODES",
+                       help=modes_help)
 
     compare = command("compare", help="run every applicable method and compare",
                       description="Run every method that applies to the problem on a scenario "
@@ -129,6 +144,8 @@ def _build_parser() -> argparse.ArgumentParser:
                          "a method that hits it reports feasible with its engine's bound")
     compare.add_argument("--max-blocks", type=_positive_int, default=1, metavar="M",
                          help=max_blocks_help + "; the others are listed as skipped")
+    compare.add_argument("--modes", type=_modes, default=("local",), metavar="MODES",
+                         help=modes_help + "; the others are listed as skipped")
 
     profile = command(
         "profile", help="measure block costs of a real LoRA fine-tuning step (needs torch)",
@@ -286,7 +303,8 @@ def _print_methods(as_json: bool) -> None:
 def _solve(args) -> int:
     scenario = args.scenario or str(api.default_scenario_path())
     result = api.solve(scenario, problem=args.problem, method=args.method, seed=args.seed,
-                       time_limit_s=args.time_limit, max_blocks=args.max_blocks)
+                       time_limit_s=args.time_limit, max_blocks=args.max_blocks,
+                       modes=args.modes)
     _emit(result, args.json, format_result)
     return EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_OK
 
@@ -307,6 +325,7 @@ def _compare(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     comparison = api.compare(scenario, problem=args.problem, methods=methods, seed=args.seed,
                              time_limit_s=args.time_limit, max_blocks=args.max_blocks,
+                             modes=args.modes,
                              progress=_progress if sys.stderr.isatty() else None)
     _emit(comparison, args.json, format_comparison)
     return EXIT_INFEASIBLE if comparison.status == "infeasible" else EXIT_OK

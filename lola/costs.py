@@ -90,11 +90,15 @@ def energy_j(device: Device, compute_s: float, upload_s: float) -> float | None:
     return float(compute_power * compute_s + device.tx_power_w * upload_s)
 
 
-def to_instance(scenario: Scenario, *, max_blocks: int = 1) -> Instance:
+def to_instance(scenario: Scenario, *, max_blocks: int = 1,
+                modes: tuple = ("local",)) -> Instance:
     """The scenario as the arrays the solvers work on (blocks in depth order).
 
     ``max_blocks`` is c_k for every device that does not set its own ``max_blocks``
     (section 8); with every c_k = 1 the instance is the one-block-per-device problem.
+    ``modes`` are the execution modes the pairs may use (section 9); split mode needs the
+    blocks' split keys, the devices' ``downlink_bps`` and the server's ``flops_per_s``, and a
+    pair without them stays local.
     """
     blocks, devices, channel = scenario.blocks, scenario.devices, scenario.channel
 
@@ -130,4 +134,22 @@ def to_instance(scenario: Scenario, *, max_blocks: int = 1) -> Instance:
         block_extra_memory=column(blocks, "extra_memory_bytes"),
         device_max_blocks=np.array([max_blocks if d.max_blocks is None else d.max_blocks
                                     for d in devices], dtype=np.int64),
+        modes=tuple(modes),
+        **_split_arrays(blocks, devices),
     )
+
+
+def _split_arrays(blocks, devices) -> dict:
+    """The section 9 arrays (NaN where a block or device lacks its keys), or {} if none has."""
+    if not any(b.splittable for b in blocks):
+        return {}
+
+    def of(objects, attribute, scale=1.0):
+        return np.array([np.nan if getattr(o, attribute) is None
+                         else scale * getattr(o, attribute) for o in objects], dtype=float)
+    downlink = of(devices, "downlink_bps")
+    return {"split_device_flops": of(blocks, "split_device_flops"),
+            "split_server_flops": of(blocks, "split_server_flops"),
+            "split_memory": of(blocks, "split_memory_bytes"),
+            "cut_bits": of(blocks, "cut_bytes", 8.0),
+            "device_downlink_bps": None if np.isnan(downlink).all() else downlink}

@@ -90,6 +90,37 @@ def min_bandwidth(target_s, *, flops, flops_per_s, bits, rate_model, spectral_ef
     return np.maximum(need, np.finfo(float).tiny)
 
 
+def _mode_need(instance, assignments, efficiency, snr):
+    """need(T) of :func:`optimal_split` when several execution modes are allowed: each pair's
+    least bandwidth over its allowed modes (section 9), and each row's compute-only latency."""
+    columns = np.arange(assignments.shape[1])[None, :]
+    terms = []
+    for _, time, bits, allowed, energy_flops in instance.mode_terms():
+        time_here = time[assignments, columns]
+        bits_here = np.broadcast_to(bits, time.shape)[assignments, columns]
+        ok = allowed[assignments, columns]
+        floor = None
+        if instance.has_energy_budgets:
+            floor = instance.energy_floor(
+                np.broadcast_to(energy_flops, time.shape)[assignments, columns], bits_here,
+                assignments)
+        terms.append((time_here, bits_here, ok, floor))
+
+    def need(target):
+        best = None
+        for time_here, bits_here, ok, floor in terms:
+            value = min_bandwidth(target[:, None], flops=time_here, flops_per_s=1.0,
+                                  bits=bits_here, rate_model=instance.rate_model,
+                                  spectral_efficiency=efficiency, snr_hz=snr)
+            if floor is not None:
+                value = np.maximum(value, floor)
+            value = np.where(ok, value, np.inf)
+            best = value if best is None else np.minimum(best, value)
+        return best
+    compute = np.min([np.where(ok, t, np.inf) for t, _, ok, _ in terms], axis=0).max(axis=1)
+    return need, compute
+
+
 def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
     """Best bandwidth split for each of M assignments, by bisection on the round latency.
 
@@ -128,6 +159,8 @@ def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
         return need_hz if energy_floor is None else np.maximum(need_hz, energy_floor)
 
     compute = (flops / speed).max(axis=1)
+    if instance.modes != ("local",):
+        need, compute = _mode_need(instance, assignments, efficiency, snr)
     lo = compute.copy()  # infeasible: no time left to upload
     # Equal shares B / N give a feasible target, when the rates can carry the payloads at all.
     share = np.full(assignments.shape, budget / assignments.shape[1])
@@ -135,16 +168,20 @@ def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
             else share * np.log1p(snr / share) / LN2)
     with np.errstate(divide="ignore"):
         hi = (flops / speed + bits / rate).max(axis=1) * (1 + 1e-9)  # margin for rounding
+    if instance.modes != ("local",):
+        hi = np.maximum(2 * compute, compute + 1e-9)  # the doubling below finds a feasible end
     if energy_floor is not None:
         # The floors alone overflow B: no target is feasible. Otherwise the equal-share target
         # may still fall short of a floor; the doubling below then moves it up (w -> 0 as T
         # grows, so the total tends to sum_k e_k < B).
-        hi = np.where(energy_floor.sum(axis=1) < budget, hi, np.inf)
+        if instance.modes == ("local",):
+            hi = np.where(energy_floor.sum(axis=1) < budget, hi, np.inf)
     for _ in range(60):
         short = np.isfinite(hi) & ~(need(hi).sum(axis=1) <= budget)
         if not short.any():
             break
-        hi = np.where(short, compute + 2 * (hi - compute), hi)
+        with np.errstate(over="ignore"):
+            hi = np.where(short, compute + 2 * (hi - compute), hi)
     hi = np.where(need(hi).sum(axis=1) <= budget, hi, np.inf)
     finite = np.isfinite(hi)
     for _ in range(max_iterations):

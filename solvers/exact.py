@@ -56,6 +56,8 @@ def bandwidth_matrix(instance: Instance, target_s: float, *, devices=None,
     ``devices`` (an index array) and ``blocks`` (a slice) restrict it to those rows and columns;
     e_kn is the energy floor (0 without budgets).
     """
+    if instance.modes != ("local",):  # section 9: the least over the allowed modes
+        return instance.mode_bandwidth(target_s, devices=devices)[:, blocks]
     rows = slice(None) if devices is None else devices
     quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
                else instance.device_snr_hz)[rows, None]
@@ -75,6 +77,8 @@ def bandwidth_matrix(instance: Instance, target_s: float, *, devices=None,
 def pair_bandwidth(instance: Instance, target_s: float, assignment) -> np.ndarray:
     """max(w_{a(n) n}(T), e_{a(n) n}) for every block n: the (N,) bandwidths it needs."""
     assignment = np.asarray(assignment, dtype=np.int64)
+    if instance.modes != ("local",):
+        return instance.mode_bandwidth(target_s)[assignment, np.arange(instance.n_blocks)]
     quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
                else instance.device_snr_hz)[assignment]
     need = min_bandwidth(

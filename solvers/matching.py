@@ -35,7 +35,16 @@ def solve_bottleneck(instance: Instance, bandwidth_hz, **_) -> SolverResult:
 
 def solve_crunch(instance: Instance, bandwidth_hz, *, seed=0, **_) -> SolverResult:
     """CRUNCH at the given bandwidths; energy budgets enter as a shorter per-device prefix of
-    blocks (see :mod:`solvers.crunch`), so the answer stays exact."""
+    blocks (see :mod:`solvers.crunch`), so the answer stays exact. With split mode allowed
+    (section 9) a pair's latency is the best over its modes, no longer monotone in depth (the
+    device's part shrinks with depth while the server's grows): the general bottleneck
+    assignment solves it instead, exactly, and the result says so."""
+    if instance.modes != ("local",):
+        result = solve_bottleneck(instance, bandwidth_hz)
+        result.message = ("split mode breaks the monotone depth costs CRUNCH counts on; solved "
+                          "by the general bottleneck assignment instead")
+        result.extras["fallback"] = "bottleneck"
+        return result
     outcome = crunch.crunch_matching(
         block_flops=instance.block_flops, block_bits=instance.block_bits,
         block_memory=instance.block_memory, device_flops_per_s=instance.device_flops_per_s,

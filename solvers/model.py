@@ -120,6 +120,13 @@ class Instance:
         delta_n (FLOP) and mu_n (byte) of section 8; None means zero.
     device_max_blocks : (K,) int array or None
         c_k, the most blocks device k trains in a round; None means one each.
+    modes : tuple of {"local", "split"}
+        The execution modes a pair may use (section 9).
+    split_device_flops, split_server_flops, split_memory, cut_bits : (N,) arrays or None
+        F^dev_n, F^srv_n (FLOP), m^split_n (byte) and 8 A_n (bit); NaN for a block without
+        the split keys.
+    device_downlink_bps : (K,) array or None
+        R^down_k (bit/s), NaN where a device has none.
     """
 
     block_flops: np.ndarray
@@ -140,6 +147,12 @@ class Instance:
     block_extra_flops: np.ndarray | None = None
     block_extra_memory: np.ndarray | None = None
     device_max_blocks: np.ndarray | None = None
+    modes: tuple = ("local",)
+    split_device_flops: np.ndarray | None = None
+    split_server_flops: np.ndarray | None = None
+    split_memory: np.ndarray | None = None
+    cut_bits: np.ndarray | None = None
+    device_downlink_bps: np.ndarray | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -214,11 +227,18 @@ class Instance:
         return flops, memory, bits, count
 
     def device_latency(self, assignment, bandwidth_hz) -> np.ndarray:
-        """T_k(A_k, b_k) of every device with blocks, 0 for the others."""
+        """T_k(A_k, b_k) of every device with blocks, 0 for the others (a device with one block
+        in its best allowed mode at b_k when split mode is allowed)."""
         flops, _, bits, count = self.group_costs(assignment)
         rate = self.rate(np.asarray(bandwidth_hz, dtype=float))
         with np.errstate(divide="ignore", invalid="ignore"):
             latency = pair_latency(flops, self.device_flops_per_s, bits, rate)
+        if self.has_split or self.modes != ("local",):
+            assignment = np.asarray(assignment, dtype=np.int64)
+            best, _ = self.pair_modes(bandwidth_hz)
+            single = np.full(self.n_devices, np.inf)
+            single[assignment] = best[assignment, np.arange(self.n_blocks)]
+            latency = np.where(count == 1, single, latency if "local" in self.modes else np.inf)
         return np.where(count > 0, latency, 0.0)
 
     def allocation_fits(self, assignment, bandwidth_hz=None) -> bool:
@@ -240,13 +260,112 @@ class Instance:
             return np.asarray(self.device_bandwidth_hz, dtype=float)
         return self.equal_bandwidth()
 
+    # -- execution modes (section 9) ------------------------------------------------------------
+
+    @property
+    def has_split(self) -> bool:
+        """Whether split mode is allowed and some pair can use it."""
+        return ("split" in self.modes and self.split_device_flops is not None
+                and self.device_downlink_bps is not None and self.server_flops_per_s is not None
+                and bool(self.split_allowed().any()))
+
+    def split_allowed(self) -> np.ndarray:
+        """(K, N) pairs that can run in split mode: the block has the split keys, the device
+        a downlink rate, the server a throughput, and m^split_n <= M_k."""
+        if (self.split_device_flops is None or self.device_downlink_bps is None
+                or self.server_flops_per_s is None):
+            return np.zeros((self.n_devices, self.n_blocks), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            return (np.isfinite(self.split_device_flops)[None, :]
+                    & np.isfinite(self.device_downlink_bps)[:, None]
+                    & (self.split_memory[None, :] <= self.device_memory[:, None]))
+
+    def mode_terms(self):
+        """Per allowed mode: (mode, fixed time (K, N), payload bits (1, N) or (K, N), allowed
+        (K, N), compute FLOPs of the device (1, N)) with latency = time + bits / r_k(b)::
+
+            local: C_n / f_k,                                     S_n,         m_n <= M_k
+            split: F^dev_n / f_k + F^srv_n / f_srv + 8 A_n / R^down_k,  8 A_n + S_n,  m^split_n <= M_k
+        """
+        terms = []
+        if "local" in self.modes:
+            terms.append(("local", self.compute_time_matrix(), self.block_bits[None, :],
+                          self.memory_feasible_local(), self.block_flops[None, :]))
+        if "split" in self.modes:
+            allowed = self.split_allowed()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                time = (self.split_device_flops[None, :] / self.device_flops_per_s[:, None]
+                        + self.split_server_flops[None, :] / self.server_flops_per_s
+                        + self.cut_bits[None, :] / self.device_downlink_bps[:, None]) \
+                    if allowed.any() else np.full(allowed.shape, np.inf)
+            terms.append(("split", np.where(allowed, time, np.inf),
+                          (self.cut_bits + self.block_bits)[None, :] if allowed.any()
+                          else self.block_bits[None, :], allowed,
+                          (self.split_device_flops if allowed.any()
+                           else self.block_flops)[None, :]))
+        return terms
+
+    def pair_modes(self, bandwidth_hz):
+        """(K, N) latency at ``bandwidth_hz`` and the index (into :meth:`mode_terms`) of the
+        best allowed mode of every pair (energy budgets included)."""
+        rate = self.rate(bandwidth_hz)[:, None]
+        best = np.full((self.n_devices, self.n_blocks), np.inf)
+        which = np.zeros(best.shape, dtype=np.int64)
+        budget = self.energy_budget_j()[:, None]
+        for i, (_, time, bits, allowed, energy_flops) in enumerate(self.mode_terms()):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                latency = time + bits / rate
+                if self.has_energy_budgets:
+                    energy = pair_energy(energy_flops, self.device_flops_per_s[:, None], bits,
+                                         rate, np.asarray(self.device_compute_power_w)[:, None],
+                                         np.asarray(self.device_tx_power_w)[:, None])
+                    allowed = allowed & (~np.isfinite(budget) | (energy <= budget))
+            latency = np.where(allowed, latency, np.inf)
+            better = latency < best
+            best = np.where(better, latency, best)
+            which = np.where(better, i, which)
+        return best, which
+
+    def mode_bandwidth(self, target_s, *, devices=None):
+        """(K, N) least bandwidth over the allowed modes for a pair to meet ``target_s``
+        (energy floors included), +inf where no mode can."""
+        from .bandwidth import min_bandwidth
+
+        rows = slice(None) if devices is None else devices
+        quality = (self.device_spectral_efficiency if self.rate_model == "fixed"
+                   else self.device_snr_hz)[rows, None]
+        best = None
+        index = np.arange(self.n_devices)[rows][:, None]
+        for _, time, bits, allowed, energy_flops in self.mode_terms():
+            bits_here = np.broadcast_to(bits, time.shape)[rows]
+            need = min_bandwidth(target_s, flops=time[rows], flops_per_s=1.0, bits=bits_here,
+                                 rate_model=self.rate_model,
+                                 spectral_efficiency=quality if self.rate_model == "fixed"
+                                 else None,
+                                 snr_hz=quality if self.rate_model != "fixed" else None)
+            if self.has_energy_budgets:
+                floor = self.energy_floor(np.broadcast_to(energy_flops, time.shape)[rows],
+                                          bits_here, index)
+                need = np.maximum(need, floor)
+            need = np.where(allowed[rows], need, np.inf)
+            best = need if best is None else np.minimum(best, need)
+        return best
+
     def compute_time_matrix(self) -> np.ndarray:
         """C_n / f_k as a (K, N) array."""
         return self.block_flops[None, :] / self.device_flops_per_s[:, None]
 
-    def memory_feasible(self) -> np.ndarray:
+    def memory_feasible_local(self) -> np.ndarray:
         """(K, N) boolean array of m_n <= M_k."""
         return self.block_memory[None, :] <= self.device_memory[:, None]
+
+    def memory_feasible(self) -> np.ndarray:
+        """(K, N) pairs whose memory fits in some allowed mode (m_n <= M_k locally)."""
+        fits = (self.memory_feasible_local() if "local" in self.modes
+                else np.zeros((self.n_devices, self.n_blocks), dtype=bool))
+        if "split" in self.modes:
+            fits = fits | self.split_allowed()
+        return fits
 
     @property
     def has_energy_budgets(self) -> bool:
@@ -338,7 +457,10 @@ class Instance:
 
     def latency_matrix(self, bandwidth_hz) -> np.ndarray:
         """T_kn(b_k) as a (K, N) array, +inf where the pair is not memory-feasible or would
-        exceed the device's energy budget at that bandwidth."""
+        exceed the device's energy budget at that bandwidth (the best allowed mode's, when
+        split mode is allowed)."""
+        if self.has_split or self.modes != ("local",):
+            return self.pair_modes(bandwidth_hz)[0]
         rate = self.rate(bandwidth_hz)
         latency = pair_latency(self.block_flops[None, :], self.device_flops_per_s[:, None],
                                self.block_bits[None, :], rate[:, None])

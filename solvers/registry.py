@@ -30,6 +30,7 @@ __all__ = ["Method", "METHODS", "PROBLEMS", "methods_for", "get_method", "run_me
            "check_capabilities"]
 
 PROBLEMS = ("matching", "jbba")
+BOTH_MODES = ("local", "split")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class Method:
     (an exact method then stays exact under the budgets); a method without it is refused an
     instance with budgets. ``several`` maps each problem the method solves with several blocks
     per device (section 8) to its solver for such instances; a method without an entry for a
-    problem is refused an instance with some c_k > 1.
+    problem is refused an instance with some c_k > 1. ``modes`` are the execution modes of
+    section 9 the method chooses among exactly (or, for a heuristic, at all).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Method:
     requires: tuple = field(default=())
     energy: bool = False
     several: dict = field(default_factory=dict)
+    modes: tuple = ("local",)
     # Imported before a solve is timed (the solvers import them lazily, so that the command
     # line starts fast): a reported solve time never includes a library's import.
     imports: tuple = field(default=("scipy.optimize", "scipy.sparse.csgraph", "scipy.special"))
@@ -144,13 +147,13 @@ def register(method: Method) -> Method:
 
 register(Method("crunch", {"matching": _at_fixed(matching.solve_crunch)}, "lola", True,
                 "CRUNCH: exact threshold matching exploiting monotone depth costs", imports=(),
-                energy=True, several={"matching": _at_fixed(sets.solve_sets_p1)}))
+                energy=True, several={"matching": _at_fixed(sets.solve_sets_p1)}, modes=BOTH_MODES))
 register(Method("bottleneck", {"matching": _at_fixed(matching.solve_bottleneck)}, "exact", True,
                 "general bottleneck assignment (threshold bisection + Hopcroft-Karp)",
-                energy=True))
+                energy=True, modes=BOTH_MODES))
 register(Method("exact", {"jbba": exact.solve_exact}, "exact", True,
                 "exact JBBA: bisection on latency, min-total-bandwidth Hungarian test",
-                energy=True, several={"jbba": sets.solve_sets_p2}))
+                energy=True, several={"jbba": sets.solve_sets_p2}, modes=BOTH_MODES))
 register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
                 "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step",
                 energy=True))
@@ -159,7 +162,7 @@ register(Method("milp", {"matching": _at_fixed(matching.solve_milp),
                 "MILP through cvxpy and HiGHS (JBBA: bisection of MILP feasibility tests)",
                 requires=("cvxpy", "highspy"), energy=True,
                 several={"matching": _at_fixed(sets.solve_milp_sets),
-                         "jbba": sets.solve_milp_sets}))
+                         "jbba": sets.solve_milp_sets}, modes=BOTH_MODES))
 register(Method("scip", {"jbba": solve_scip}, "exact", True,
                 "second opinion: P2 as one MISOCP in SCIP (fixed rate model)",
                 requires=("pyscipopt",), energy=True))
@@ -167,7 +170,7 @@ register(Method("brute", {"matching": _at_fixed(matching.solve_brute),
                           "jbba": exact.solve_brute_jbba}, "exact", True,
                 "enumeration of all assignments (tiny instances only)", energy=True,
                 several={"matching": _at_fixed(sets.solve_brute_sets),
-                         "jbba": sets.solve_brute_sets}))
+                         "jbba": sets.solve_brute_sets}, modes=BOTH_MODES))
 register(Method("packing", {"matching": _at_fixed(sets.solve_packing),
                             "jbba": sets.solve_packing}, "lola", False,
                 "packing by depth: contiguous runs from the deepest block, with a proven lower "
@@ -175,20 +178,20 @@ register(Method("packing", {"matching": _at_fixed(sets.solve_packing),
                 several={"matching": _at_fixed(sets.solve_packing), "jbba": sets.solve_packing}))
 register(Method("random", {"matching": _at_fixed(matching.solve_random),
                            "jbba": _at_equal_share(matching.solve_random)}, "baseline", False,
-                "random feasible matching, equal bandwidth", energy=True))
+                "random feasible matching, equal bandwidth", energy=True, modes=BOTH_MODES))
 register(Method("greedy", {"matching": _at_fixed(matching.solve_greedy),
                            "jbba": _at_equal_share(matching.solve_greedy)}, "baseline", False,
                 "depth-aware greedy matching (deepest block first), equal bandwidth",
                 energy=True, several={"matching": _at_fixed(sets.solve_greedy_sets),
-                                      "jbba": _at_equal_share(sets.solve_greedy_sets)}))
+                                      "jbba": _at_equal_share(sets.solve_greedy_sets)}, modes=BOTH_MODES))
 register(Method("min-sum", {"matching": _at_fixed(matching.solve_min_sum),
                             "jbba": _at_equal_share(matching.solve_min_sum)}, "baseline", False,
-                "Hungarian min-total-latency matching, equal bandwidth", energy=True))
+                "Hungarian min-total-latency matching, equal bandwidth", energy=True, modes=BOTH_MODES))
 register(Method("centralized", {"matching": matching.solve_centralized,
                                 "jbba": matching.solve_centralized}, "reference", False,
                 "reference, not DEFT: devices upload mini-batches, the server trains",
                 energy=True, several={"matching": matching.solve_centralized,
-                                      "jbba": matching.solve_centralized}))
+                                      "jbba": matching.solve_centralized}, modes=BOTH_MODES))
 
 
 def methods_for(problem: str, *, available_only: bool = True) -> list[Method]:
@@ -223,6 +226,19 @@ def check_capabilities(method: Method, problem: str, instance: Instance) -> None
         raise SolverInputError(
             f"method {method.name!r} does not keep per-device energy budgets "
             f"(energy_budget_j); methods for {problem} that do: {names}")
+    split = "split" in instance.modes
+    if split and "split" not in method.modes:
+        names = ", ".join(m.name for m in methods_for(problem, available_only=False)
+                          if "split" in m.modes)
+        raise SolverInputError(
+            f"method {method.name!r} runs every device locally; split mode is allowed here "
+            f"(modes {','.join(instance.modes)}); methods for {problem} that choose modes: "
+            f"{names}")
+    if split and instance.several_blocks:
+        raise SolverInputError(
+            "split mode (a device trains one block, the server the layers above it) and "
+            "several blocks per device (max_blocks > 1) cannot be combined in one solve yet; "
+            "use modes local with max_blocks, or split mode with max_blocks 1")
     if instance.several_blocks and problem not in method.several:
         names = ", ".join(m.name for m in methods_for(problem, available_only=False)
                           if problem in m.several)
