@@ -42,20 +42,32 @@ def format_result(result) -> str:
         return _format_centralized(result, lines)
     rows = []
     energy = any(d.energy_j is not None for d in result.devices)
+    split = any(d.mode == "split" for d in result.devices)
+    several = any(len(d.blocks) > 1 for d in result.devices)
     for device in result.devices:
         if not device.blocks and device.bandwidth_hz == 0:
             continue
         slowest = "*" if device.latency_s == result.round_latency_s else ""
+        modes = ([device.mode or "-", _seconds(device.server_s), _seconds(device.downlink_s)]
+                 if split else [])
         rows.append([device.name + slowest, ", ".join(device.blocks) or "-",
-                     f"{device.bandwidth_hz / 1e6:.3f}", f"{device.compute_s:.4f}",
-                     f"{device.upload_s:.4f}", f"{device.latency_s:.4f}",
-                     f"{device.memory_bytes / 1e9:.2f}"]
+                     f"{device.bandwidth_hz / 1e6:.3f}", f"{device.compute_s:.4f}"] + modes
+                    + [f"{device.upload_s:.4f}", f"{device.latency_s:.4f}",
+                       f"{device.memory_bytes / 1e9:.2f}"]
                     + ([_energy(device)] if energy else []))
     idle = sum(1 for d in result.devices if not d.blocks and d.bandwidth_hz == 0)
-    headers = ["device", "block", "MHz", "compute s", "upload s", "latency s", "memory GB"]
+    headers = (["device", "blocks" if several else "block", "MHz", "compute s"]
+               + (["mode", "server s", "down s"] if split else [])
+               + ["upload s", "latency s", "memory GB"])
     lines += ["", format_table(headers + (["energy J"] if energy else []), rows,
-                               "llrrrrr" + ("r" if energy else ""))]
+                               "llrr" + ("lrr" if split else "") + "rrr"
+                               + ("r" if energy else ""))]
     notes = []
+    if several:
+        notes.append("blocks: one step per device, down to its deepest block (listed last)")
+    if split:
+        notes.append("split: the server runs the layers above the block (server s), the cut's "
+                     "gradient comes down (down s), upload s carries the cut and the gradient")
     if idle:
         notes.append(f"{idle} device(s) idle")
     if energy:
@@ -65,6 +77,10 @@ def format_result(result) -> str:
         notes.append("* sets the round latency")
     lines.append("(" + "; ".join(notes) + ")")
     return "\n".join(lines)
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _energy(device) -> str:

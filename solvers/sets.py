@@ -311,11 +311,33 @@ def _cover_runs(capacity, layers, n_blocks):
     return runs
 
 
+def _hand_over(instance, bandwidth_hz, name, err, **options) -> SolverResult:
+    """Outside the uniform case (or above the device limit) an exact method hands over to
+    enumeration on tiny instances, else to the MILP where it applies, and says so."""
+    if instance.n_devices ** instance.n_blocks <= 20_000:
+        result, other = solve_brute_sets(instance, bandwidth_hz), "enumeration"
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec("cvxpy") is None or (
+                bandwidth_hz is None and instance.rate_model != "fixed"):
+            raise err
+        result, other = solve_milp_sets(instance, bandwidth_hz, **options), "the MILP"
+    reason = str(err).split(";")[0].replace(f"{name} with several blocks per device ", "")
+    result.message = f"several blocks per device: {reason}; solved by {other} instead"
+    result.extras["fallback"] = other
+    return result
+
+
 def solve_sets_p1(instance: Instance, bandwidth_hz, **_) -> SolverResult:
     """P1 with several blocks per device, uniform case: binary search over the candidate run
-    latencies T_k(s, j) with the subset programme as the test (module docstring)."""
-    _check_uniform(instance, "crunch")
-    _check_devices(instance, "crunch")
+    latencies T_k(s, j) with the subset programme as the test (module docstring). Other
+    instances go to enumeration (tiny) or the MILP, exactly, and the message says so."""
+    try:
+        _check_uniform(instance, "crunch")
+        _check_devices(instance, "crunch")
+    except SolverInputError as err:
+        return _hand_over(instance, bandwidth_hz, "crunch", err)
     n_blocks, n_devices = instance.n_blocks, instance.n_devices
     flops, memory, bits = _run_costs(instance)
     allowed = _run_table(instance, flops, memory, bits)
@@ -416,9 +438,14 @@ def _bandwidth_runs(need, layers, n_blocks, budget):
 def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
     """P2 with several blocks per device, uniform case: bisection on the round latency with
     the bandwidth subset programme as an exact test, then the optimal split of the allocation
-    found (module docstring)."""
-    _check_uniform(instance, "exact")
-    _check_devices(instance, "exact")
+    found (module docstring). Other instances go to enumeration (tiny) or the MILP (fixed rate
+    model), exactly, and the message says so; shannon ones outside the uniform case are
+    refused."""
+    try:
+        _check_uniform(instance, "exact")
+        _check_devices(instance, "exact")
+    except SolverInputError as err:
+        return _hand_over(instance, None, "exact", err, rtol=rtol, time_limit_s=time_limit_s)
     deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
     n_blocks = instance.n_blocks
     flops, memory, bits = _run_costs(instance)
@@ -596,10 +623,13 @@ def _greedy_runs(cost, n_blocks, budget=None, caps=None):
     return runs
 
 
-def _lower_bound_p1(instance, latency_single, caps_at):
+def _lower_bound_p1(instance, latency_single, caps_at, breakpoints):
     """min T such that every block has a device with T_kn <= T and the devices' largest sets
-    can hold N blocks (a relaxation of P1: proven lower bound)."""
-    candidates = np.unique(latency_single[np.isfinite(latency_single)])
+    can hold N blocks (a relaxation of P1: proven lower bound). The relaxation changes only at
+    the single-block latencies and at ``breakpoints`` (where ``caps_at`` changes), so the least
+    such value where it holds is the bound."""
+    values = np.concatenate([latency_single.ravel(), np.ravel(breakpoints)])
+    candidates = np.unique(values[np.isfinite(values)])
     if candidates.size == 0:
         return None
     from scipy.sparse import csr_matrix
@@ -672,8 +702,8 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
         single = instance.latency_matrix(bandwidth_hz)
         cheapest = _cheapest_set_latency(instance, bandwidth_hz)
         bound = _lower_bound_p1(
-            instance, single,
-            lambda t: (cheapest <= t).sum(axis=1)) if np.isfinite(single).any() else None
+            instance, single, lambda t: (cheapest <= t).sum(axis=1),
+            cheapest) if np.isfinite(single).any() else None
         best = None
         if candidates.size:
             def runs_at(target):

@@ -66,15 +66,27 @@ def test_the_readme_has_examples_of_every_kind():
 
 def test_named_scenarios_load_and_solve(folder):
     named = sorted(p.name for p in folder.glob("*.yaml"))
-    assert named == ["devices-sweep.yaml", "lab.yaml"]
+    assert named == ["devices-sweep.yaml", "five-phones.yaml", "lab.yaml", "split-demo.yaml"]
     scenarios = [p for p in sorted(folder.glob("*.yaml"))
                  if "model" in yaml.safe_load(p.read_text())]
-    assert [p.name for p in scenarios] == ["lab.yaml"]
+    assert [p.name for p in scenarios] == ["five-phones.yaml", "lab.yaml", "split-demo.yaml"]
+    # the options each scenario is shown with in the README
+    settings = {"five-phones.yaml": {"max_blocks": 4},
+                "split-demo.yaml": {"modes": ("local", "split")}}
     for path in scenarios:
         scenario = lola.load_scenario(path)
         for problem in ("jbba", "matching"):
-            result = lola.solve(scenario, problem=problem)
+            result = lola.solve(scenario, problem=problem, **settings.get(path.name, {}))
             assert result.status == "optimal", result.message
+    five = lola.load_scenario(folder / "five-phones.yaml")
+    assert lola.solve(five).status == "infeasible"  # 12 blocks, 5 devices, one block each
+    split = lola.load_scenario(folder / "split-demo.yaml")
+    # the README's worked example: 5.067 s locally, 1.630 s with split mode
+    assert round(lola.solve(split).round_latency_s, 3) == 5.067
+    chosen = lola.solve(split, modes="local,split")
+    assert round(chosen.round_latency_s, 3) == 1.630
+    assert {d.name: d.mode for d in chosen.devices} == {
+        "phone": "split", "laptop": "local", "jetson": "split"}
 
 
 def test_python_examples_run_and_show_solved_allocations(folder):

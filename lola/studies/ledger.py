@@ -7,8 +7,8 @@ For the allocation a method returns, one round of DEFT moves, in bytes:
 * **down**, to each device that trains: the updated adapters of every block, sum_n q D_n / 8,
   so that it starts the next round from the aggregated model (sent on each device's own link;
   ``broadcast_bytes`` is the same payload counted once, for a shared broadcast channel);
-* split mode (cut activations up and their gradients down) has no allocations yet in this code
-  base, so those entries are 0 and listed for the format's sake.
+* in split mode (section 9), a device also sends the hidden state at its cut up (A_n bytes,
+  block ``cut_bytes``) and receives its gradient down (A_n bytes); 0 for local devices.
 
 The **centralized** reference moves, per round, one mini-batch (``model.batch_bytes``) up from
 each of the N uploading devices and nothing down; it needs ``model.batch_bytes`` and
@@ -59,9 +59,10 @@ def _round_traffic(result, scenario) -> dict:
         if not device.blocks:
             continue
         up = sum(blocks[name].payload_bits for name in device.blocks) / 8
-        devices[device.name] = {"gradients_up": up, "cut_activations_up": 0.0,
-                                "cut_gradients_down": 0.0, "adapters_down": adapters,
-                                "uplink_bytes": up, "downlink_bytes": adapters}
+        cut = blocks[device.blocks[0]].cut_bytes if device.mode == "split" else 0.0
+        devices[device.name] = {"gradients_up": up, "cut_activations_up": cut,
+                                "cut_gradients_down": cut, "adapters_down": adapters,
+                                "uplink_bytes": up + cut, "downlink_bytes": adapters + cut}
     uplink = sum(d["uplink_bytes"] for d in devices.values())
     downlink = sum(d["downlink_bytes"] for d in devices.values())
     return {"devices": devices, "uplink_bytes": uplink, "downlink_bytes": downlink,
@@ -93,7 +94,8 @@ def _centralized_round(scenario) -> dict | None:
 
 
 def traffic_ledger(scenario=None, *, problem: str = "jbba", method: str | None = None,
-                   rounds: int = 1, seed: int = 0) -> Ledger:
+                   rounds: int = 1, seed: int = 0, max_blocks: int = 1,
+                   modes=("local",)) -> Ledger:
     """The bytes on each link for the allocation ``method`` returns, per round and over
     ``rounds`` rounds, against the ``centralized`` reference (module docstring)."""
     from ..api import default_scenario_path, solve
@@ -102,7 +104,8 @@ def traffic_ledger(scenario=None, *, problem: str = "jbba", method: str | None =
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"--rounds: must be a positive integer, got {rounds!r}")
     scenario = load_scenario(scenario if scenario is not None else str(default_scenario_path()))
-    result = solve(scenario, problem=problem, method=method, seed=seed)
+    result = solve(scenario, problem=problem, method=method, seed=seed, max_blocks=max_blocks,
+                   modes=modes)
     if result.round_latency_s is None:
         raise ValueError(f"method {result.method!r} found no allocation: {result.message}")
     if result.method == "centralized":
@@ -133,6 +136,10 @@ def add_arguments(parser) -> None:
                         "problem's default method)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds R to total over")
     parser.add_argument("--seed", type=int, default=0, help="seed for randomised methods")
+    parser.add_argument("--max-blocks", type=int, default=1, metavar="M",
+                        help="most blocks a device trains in one round (section 8)")
+    parser.add_argument("--modes", default="local", metavar="MODES",
+                        help="execution modes: local, split or local,split (section 9)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -146,7 +153,8 @@ def _size(count: float) -> str:
 def run_command(args) -> int:
     """``lola ledger``: a table, or the JSON of the contract."""
     ledger = traffic_ledger(args.scenario, problem=args.problem, method=args.method,
-                            rounds=args.rounds, seed=args.seed)
+                            rounds=args.rounds, seed=args.seed, max_blocks=args.max_blocks,
+                            modes=args.modes)
     if args.json:
         print(json.dumps(ledger.to_dict(), indent=2))
         return 0
