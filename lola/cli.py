@@ -192,6 +192,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           "sheet) and tx_power_w, so that results report energy_j")
     generate.add_argument("--energy-budget", type=float, metavar="JOULES",
                           help="every device's per-round energy_budget_j (implies --energy)")
+    generate.add_argument("--downlink", action="store_true",
+                          help="give every device downlink_bps (49 dBm base station over "
+                          "20 MHz, 3GPP TR 36.814), for --modes split")
     generate.add_argument("--noise-figure", type=float, default=GENERATOR_NOISE_FIGURE_DB,
                           metavar="DB", help="base station receiver noise figure, dB (3GPP TR "
                           "36.814); 0 switches it off")
@@ -372,7 +375,8 @@ def _generate(args) -> int:
 
     channel = {"noise_figure_db": args.noise_figure or None,
                "max_spectral_efficiency": args.max_spectral_efficiency or None}
-    power = {"energy": args.energy, "energy_budget_j": args.energy_budget}
+    power = {"energy": args.energy, "energy_budget_j": args.energy_budget,
+             "downlink": args.downlink}
     try:
         document = generate.generate_scenario(args.devices, profile=args.profile,
                                               rate_model=args.rate_model,
@@ -393,6 +397,8 @@ def _generate(args) -> int:
         command += f" --energy-budget {args.energy_budget:g}"
     elif args.energy:
         command += " --energy"
+    if args.downlink:
+        command += " --downlink"
     text = generate.to_yaml(document, command=command, **channel)
     warning = generate.feasibility_warning(document)
     if warning:

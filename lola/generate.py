@@ -59,6 +59,18 @@ the SPEC's b log2(1 + P g / (F N0 b)), without a cap. Both the noise figure and 
 arguments of the generators (``noise_figure_db``, ``max_spectral_efficiency``); None or 0 switches
 either off.
 
+Downlink (opt-in, ``downlink=True``, for split mode): the edge server's base station sends at
+P_BS = 49 dBm over a 20 MHz downlink carrier (the macro-cell total transmit power for a 20 MHz
+carrier, 3GPP TR 36.814 V9.0.0 Table A.2.1.1-2), its power spread evenly over the band and the
+band shared evenly among the N blocks' devices; the device's receiver adds a noise figure of
+9 dB (the UE value of the same table). The path loss and fading are the device's uplink draw
+(reciprocal channel), and the efficiency is capped like the uplink's::
+
+    R^down_k = (B_DL / N) min(log2(1 + P_BS g_k / (N0 F_UE B_DL)), rho_max)
+
+The server's throughput (``server.flops_per_s``) is an NVIDIA A100 at 75 % of its 19.5 TFLOP/s
+FP32 peak (data sheet; the utilisation is an assumption), as for ``centralized``.
+
 >>> document = generate_scenario(5, seed=1)
 >>> len(document["devices"]), document["channel"]["rate_model"]
 (5, 'fixed')
@@ -79,7 +91,7 @@ from .scenario import DEFAULT_NOISE_PSD_W_PER_HZ, Scenario, load_scenario
 __all__ = ["DEVICE_CLASSES", "generate_scenario", "draw_channel", "path_loss_db", "to_yaml",
            "scaled_instance", "feasibility_warning", "receiver_noise_psd_w_per_hz",
            "TX_POWER_W", "DISTANCE_RANGE_M", "NOISE_FIGURE_DB", "MAX_SPECTRAL_EFFICIENCY",
-           "DEVICE_POWER_W"]
+           "DEVICE_POWER_W", "downlink_rate_bps"]
 
 # name: (probability, (effective FLOP/s low, high), (memory bytes low, high))
 DEVICE_CLASSES = {
@@ -106,6 +118,26 @@ NOISE_FIGURE_DB = 5.0
 # rate 948/1024) of the 4-bit CQI Table 2, 3GPP TS 36.213 Table 7.2.3-2.
 MAX_SPECTRAL_EFFICIENCY = 7.4063    # bit/s/Hz
 SERVER_FLOPS_PER_S = 0.75 * 19.5e12  # NVIDIA A100, 19.5 TFLOP/s FP32 (data sheet), 75 % utilised
+# Downlink (split mode): macro base station total transmit power for a 20 MHz carrier, 49 dBm,
+# and the UE receiver noise figure, 9 dB: 3GPP TR 36.814 V9.0.0, Tables A.2.1.1-2 and -3.
+DOWNLINK_TX_POWER_W = 10 ** (49 / 10) * 1e-3
+DOWNLINK_BANDWIDTH_HZ = 20e6
+DEVICE_NOISE_FIGURE_DB = 9.0
+
+
+def downlink_rate_bps(channel_gain, n_blocks: int, *,
+                      max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY):
+    """R^down_k = (B_DL / N) min(log2(1 + P_BS g_k / (N0 F_UE B_DL)), rho_max), bit/s (module
+    docstring).
+
+    >>> round(float(downlink_rate_bps(1e-12, 12)) / 1e6, 3)  # SNR 21.0 dB: 6.98 bit/s/Hz
+    11.64
+    """
+    noise = receiver_noise_psd_w_per_hz(DEVICE_NOISE_FIGURE_DB) * DOWNLINK_BANDWIDTH_HZ
+    efficiency = np.log2(1 + DOWNLINK_TX_POWER_W * np.asarray(channel_gain, float) / noise)
+    if max_spectral_efficiency:
+        efficiency = np.minimum(efficiency, max_spectral_efficiency)
+    return DOWNLINK_BANDWIDTH_HZ / n_blocks * efficiency
 
 
 def path_loss_db(distance_m):
@@ -157,7 +189,8 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
                       seed: int = 0, name: str | None = None,
                       noise_figure_db: float | None = NOISE_FIGURE_DB,
                       max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY,
-                      energy: bool = False, energy_budget_j: float | None = None) -> dict:
+                      energy: bool = False, energy_budget_j: float | None = None,
+                      downlink: bool = False, class_mix: dict | None = None) -> dict:
     """A scenario document (the YAML/JSON format) with ``n_devices`` random devices.
 
     Parameters
@@ -186,6 +219,12 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
         are those of ``energy=False``.
     energy_budget_j : float or None, default None
         Every device's per-round ``energy_budget_j`` (J); implies ``energy=True``.
+    downlink : bool, default False
+        Give every device ``downlink_bps`` (the downlink model of the module docstring), for
+        split mode. Draws nothing: the other keys are those of ``downlink=False``.
+    class_mix : mapping of class name to weight, optional
+        The probabilities of the device classes (normalised), e.g. ``{"phone": 1}`` for phones
+        only; by default those of :data:`DEVICE_CLASSES` (40 % phones, 20 % each of the rest).
 
     Same arguments, same document.
     """
@@ -210,8 +249,7 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
     n_blocks = len(loaded.blocks)
     rng = np.random.default_rng(seed)
     classes = list(DEVICE_CLASSES)
-    chosen = rng.choice(len(classes), size=n_devices,
-                        p=[DEVICE_CLASSES[c][0] for c in classes])
+    chosen = rng.choice(len(classes), size=n_devices, p=_class_probabilities(class_mix))
     _, _, _, gain = draw_channel(rng, n_devices)
     share = total_bandwidth_hz / n_blocks
     counters = dict.fromkeys(classes, 0)
@@ -238,6 +276,9 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
             device["tx_power_w"] = TX_POWER_W
             if energy_budget_j is not None:
                 device["energy_budget_j"] = float(energy_budget_j)
+        if downlink:
+            rate = downlink_rate_bps(gain[k], n_blocks, max_spectral_efficiency=cap)
+            device["downlink_bps"] = float(f"{float(rate):.4g}")
         devices.append(device)
     model = {"profile": profile, "bits_per_param": 32}
     batch = _batch_bytes(loaded.info)
@@ -249,6 +290,19 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
     return {"name": name or f"{profile}-{n_devices}-devices-seed{seed}",
             "model": model, "devices": devices, "channel": channel,
             "server": {"flops_per_s": SERVER_FLOPS_PER_S}}
+
+
+def _class_probabilities(class_mix) -> list:
+    """The probability of each class of :data:`DEVICE_CLASSES`, in its order."""
+    if class_mix is None:
+        return [DEVICE_CLASSES[c][0] for c in DEVICE_CLASSES]
+    unknown = [c for c in class_mix if c not in DEVICE_CLASSES]
+    weights = [class_mix.get(c, 0) for c in DEVICE_CLASSES]
+    if unknown or any(not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0)
+                      for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"class_mix must give non-negative weights to some of "
+                         f"{', '.join(DEVICE_CLASSES)}, got {class_mix!r}")
+    return [w / sum(weights) for w in weights]
 
 
 def feasibility_warning(scenario) -> str | None:

@@ -134,6 +134,43 @@ def _clip_to_floor(bandwidth, value, floor, weight, lam, instance):
     return np.where(clipped, floor, bandwidth), np.where(clipped, floor_value, value)
 
 
+def _mode_terms(instance: Instance) -> list:
+    """Per allowed mode: fixed time (K, N), payload bits (1, N), allowed pairs (K, N), energy
+    floor (K, N) or None (section 9)."""
+    terms = []
+    devices = np.arange(instance.n_devices)[:, None]
+    for _, time, bits, ok, energy_flops in instance.mode_terms():
+        floor = None
+        if instance.has_energy_budgets:
+            floor = instance.energy_floor(np.broadcast_to(energy_flops, time.shape),
+                                          np.broadcast_to(bits, time.shape), devices)
+            ok = ok & np.isfinite(floor)
+        terms.append((time, bits, ok, floor))
+    return terms
+
+
+def _mode_costs(terms, mu, lam, instance, kwargs):
+    """The pair costs mu_k t + phi of the best mode of every pair, with that mode's bandwidth,
+    fixed time and payload (the Lagrangian's per-pair minimum over modes)."""
+    best = None
+    for time, bits, ok, floor in terms:
+        weight = mu[:, None] * np.broadcast_to(bits, time.shape)
+        band, value = bandwidth_subproblem(weight, lam, rate_model=instance.rate_model,
+                                           **kwargs)
+        if floor is not None:
+            band, value = _clip_to_floor(band, value, floor, weight, lam, instance)
+        with np.errstate(invalid="ignore"):
+            cost = np.where(ok, mu[:, None] * time + value, np.inf)
+        full_bits = np.broadcast_to(bits, time.shape)
+        if best is None:
+            best = [cost, band, time, full_bits]
+            continue
+        better = cost < best[0]
+        best = [np.where(better, cost, best[0]), np.where(better, band, best[1]),
+                np.where(better, time, best[2]), np.where(better, full_bits, best[3])]
+    return best
+
+
 def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1e-4,
                       patience=15, min_theta=1e-4, stall_iterations=60, repair=True,
                       time_limit_s=None, **_) -> SolverResult:
@@ -157,6 +194,13 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
     energy_floor = instance.energy_bandwidth_floor()
     if energy_floor is not None:
         allowed = allowed & np.isfinite(energy_floor)
+    modes = _mode_terms(instance) if instance.modes != ("local",) else None
+    if modes is not None:
+        # Section 9: each pair's Lagrangian cost is the least over its allowed modes (the
+        # mode is one more discrete choice inside the pair, so g stays a lower bound); the
+        # CRUNCH cut keeps a pair while some mode's fixed time is below the incumbent.
+        allowed = np.logical_or.reduce([ok for _, _, ok, _ in modes])
+        compute = np.min([np.where(ok, time, np.inf) for time, _, ok, _ in modes], axis=0)
     bits = instance.block_bits
     unique_bits, bits_index = np.unique(bits, return_inverse=True)
     efficiency = instance.device_spectral_efficiency
@@ -187,15 +231,20 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
     usable_at = None
     for iteration in range(1, max_iterations + 1):
         # Bandwidth sub-problem per (device, distinct payload), then per pair.
-        weight = mu[:, None] * unique_bits_row
-        band_u, value_u = bandwidth_subproblem(weight, lam, rate_model=instance.rate_model,
-                                               **kwargs)
-        bandwidth_pair, value_pair = band_u[:, bits_index], value_u[:, bits_index]
-        if energy_floor is not None:
-            bandwidth_pair, value_pair = _clip_to_floor(
-                bandwidth_pair, value_pair, energy_floor, mu[:, None] * bits[None, :], lam,
-                instance)
-        cost = mu[:, None] * compute + value_pair
+        if modes is None:
+            weight = mu[:, None] * unique_bits_row
+            band_u, value_u = bandwidth_subproblem(weight, lam, rate_model=instance.rate_model,
+                                                   **kwargs)
+            bandwidth_pair, value_pair = band_u[:, bits_index], value_u[:, bits_index]
+            if energy_floor is not None:
+                bandwidth_pair, value_pair = _clip_to_floor(
+                    bandwidth_pair, value_pair, energy_floor, mu[:, None] * bits[None, :], lam,
+                    instance)
+            cost = mu[:, None] * compute + value_pair
+            pair_time, pair_bits = compute, bits[None, :]
+        else:
+            cost, bandwidth_pair, pair_time, pair_bits = _mode_costs(modes, mu, lam, instance,
+                                                                     kwargs)
         if usable_at != upper:  # the cut moves with the incumbent only
             usable_at = upper
             usable = allowed & (compute < upper)
@@ -244,7 +293,9 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = (chosen_bandwidth * efficiency[assignment] if instance.rate_model == "fixed"
                     else _shannon_rate(chosen_bandwidth, snr[assignment]))
-            device_latency = compute[assignment, columns] + bits / rate
+            device_latency = (pair_time[assignment, columns]
+                              + np.broadcast_to(pair_bits, pair_time.shape)[assignment,
+                                                                           columns] / rate)
         grad_mu = np.zeros(K)
         grad_mu[assignment] = _capped(device_latency / reference)
         grad_lambda = float(_capped(np.asarray(chosen_bandwidth.sum() / budget - 1.0)))

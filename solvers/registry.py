@@ -156,7 +156,7 @@ register(Method("exact", {"jbba": exact.solve_exact}, "exact", True,
                 energy=True, several={"jbba": sets.solve_sets_p2}, modes=BOTH_MODES))
 register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
                 "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step",
-                energy=True))
+                energy=True, modes=BOTH_MODES))
 register(Method("milp", {"matching": _at_fixed(matching.solve_milp),
                          "jbba": exact.solve_milp_jbba}, "exact", True,
                 "MILP through cvxpy and HiGHS (JBBA: bisection of MILP feasibility tests)",

@@ -63,8 +63,8 @@ Examples
 ...                 device_memory=np.full(2, 9.0), total_bandwidth_hz=2.0,
 ...                 device_spectral_efficiency=np.ones(2), device_max_blocks=np.array([2, 2]))
 >>> result = solve_sets_p1(inst, inst.matching_bandwidth())
->>> result.assignment.tolist(), result.round_latency_s
-([1, 0, 0], 5.0)
+>>> result.assignment.tolist(), result.round_latency_s  # (2 + 2) / 1 on device 0, 3 + 1 on 1
+([0, 0, 1], 4.0)
 """
 from __future__ import annotations
 

@@ -54,7 +54,9 @@ def dask_cluster():
 def test_every_generator_argument_is_a_sweep_key_and_a_column():
     from lola.studies.grid import GENERATE_ALIASES, GENERATOR_ARGUMENTS
     parameters = inspect.signature(generate_scenario).parameters
-    assert set(GENERATOR_ARGUMENTS) == set(parameters) - {"seed", "name"}
+    # every scalar argument; class_mix (a mapping of class weights) is no CSV column
+    assert set(GENERATOR_ARGUMENTS) == set(parameters) - {"seed", "name", "class_mix"}
+    assert "downlink" in GENERATOR_ARGUMENTS
     assert {name: GENERATOR_ARGUMENTS[name] for name in ("n_devices", "profile", "rate_model",
                                                          "total_bandwidth_hz")} == \
         {"n_devices": 20, "profile": "roberta-base", "rate_model": "fixed",

@@ -85,8 +85,9 @@ def _generator_arguments() -> dict:
     from ..generate import generate_scenario
 
     parameters = inspect.signature(generate_scenario).parameters
+    # class_mix is a mapping, not a value a CSV column holds
     return {name: parameter.default for name, parameter in parameters.items()
-            if name not in ("seed", "name")}
+            if name not in ("seed", "name", "class_mix")}
 
 
 #: The generator's arguments (:func:`lola.generate.generate_scenario`), with its defaults.
