@@ -182,6 +182,9 @@ def _explain_infeasible(scenario: Scenario, problem: str, instance=None) -> str:
                 "(the sum of max_blocks): raise max_blocks, add devices or cut the model into "
                 "fewer blocks")
     if instance.modes != ("local",):
+        unavailable = _split_unavailable(scenario)
+        if unavailable and instance.modes == ("split",):
+            return f"split mode is unavailable: {unavailable}"
         return ("no allocation in the allowed modes (" + ",".join(instance.modes) + ") fits "
                 "the devices' memory" + (", energy budgets" if instance.has_energy_budgets
                                          else "") + " and the round's bandwidth")
@@ -260,18 +263,18 @@ def _device_reports(scenario, instance, outcome: SolverResult) -> list:
     return reports
 
 
-def _check_split_keys(scenario) -> None:
-    """Split mode needs the split costs of some block, a downlink and a server throughput."""
-    if scenario.server is None:
-        raise ScenarioError("missing; split mode needs the server's throughput",
-                            key="server.flops_per_s", source=scenario.source)
+def _split_unavailable(scenario) -> str:
+    """Why no pair can use split mode, or "" when some can (section 9: a pair needs the block's
+    split keys, the device's downlink_bps and server.flops_per_s)."""
+    missing = []
     if not any(b.splittable for b in scenario.blocks):
-        raise ScenarioError("no block carries the split-mode keys (split_device_flops, "
-                            "split_server_flops, split_memory_bytes, cut_bytes); split mode "
-                            "needs them", key="model", source=scenario.source)
+        missing.append("no block has the split keys (split_device_flops, split_server_flops, "
+                       "split_memory_bytes, cut_bytes)")
     if not any(d.downlink_bps is not None for d in scenario.devices):
-        raise ScenarioError("no device has downlink_bps; split mode needs it",
-                            key="devices[0].downlink_bps", source=scenario.source)
+        missing.append("no device has downlink_bps")
+    if scenario.server is None:
+        missing.append("the scenario has no server.flops_per_s")
+    return "; ".join(missing)
 
 
 def _check_max_blocks(max_blocks) -> None:
@@ -387,8 +390,6 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
             if not present:
                 raise ScenarioError("missing; the centralized reference needs it", key=key,
                                     source=scenario.source)
-    if "split" in modes:
-        _check_split_keys(scenario)
     instance = costs.to_instance(scenario, max_blocks=int(max_blocks), modes=modes)
     solvers.check_capabilities(spec, problem, instance)
     spec.load()
@@ -404,6 +405,10 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
 
 def _result(scenario, problem, method, instance, outcome, solve_time_s) -> Result:
     message = outcome.message
+    if "split" in instance.modes and outcome.status is not Status.INFEASIBLE:
+        unavailable = _split_unavailable(scenario)
+        if unavailable:  # said, so that a local-only answer is not taken for a split one
+            message = "; ".join(filter(None, [message, f"no pair can run split: {unavailable}"]))
     if outcome.status is Status.INFEASIBLE:
         message = _explain_infeasible(scenario, problem, instance)
         if instance.has_energy_budgets and outcome.message not in ("", NO_ASSIGNMENT):
