@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
-	$(BIN)/python -m pip install --quiet -e '.[test,profile,scip,dask]'
+	$(BIN)/python -m pip install --quiet -e '.[test,profile,scip,dask,flower]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -251,6 +251,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "down), and the same for the centralized reference (mini-batches up).")
     ledger.add_arguments(traffic)
 
+    from .flower import cli as deft
+
+    deft_run = command(
+        "deft-run", help="execute the allocations: DEFT rounds in Flower (needs the flower extra)",
+        description="Fine-tune for real in Flower: every device of the scenario is a client; "
+        "each round the server solves the allocation with the method and each client trains "
+        "the LoRA adapters of exactly its blocks. Reports, per client and round, the measured "
+        "step time against the cost model's prediction on this host. Needs pip install "
+        "'lola-deft[flower]'.")
+    deft.add_arguments(deft_run)
+
     simulate = command(
         "simulate", help="many rounds: a fresh channel and availability every round",
         description="Run R rounds: each draws every device's fading (and, optionally, "
@@ -566,7 +577,22 @@ def _run(args, parser) -> int:
         return _study("pareto", args)
     if args.command == "ledger":
         return _study("ledger", args)
+    if args.command == "deft-run":
+        return _deft_run(args)
     return _solve(args)
+
+
+def _deft_run(args) -> int:
+    """``lola deft-run``: its bad input (a ``ValueError`` naming the option, file or line) is a
+    usage error, exit 2; a failed client is exit 1 with the device named."""
+    from .flower import cli as deft
+
+    try:
+        return deft.run(args)
+    except ScenarioError:
+        raise
+    except ValueError as err:
+        raise _UsageError(f"lola deft-run: {err}") from None
 
 
 def _study(name: str, args) -> int:
