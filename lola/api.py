@@ -413,6 +413,8 @@ def _result(scenario, problem, method, instance, outcome, solve_time_s) -> Resul
         message = _explain_infeasible(scenario, problem, instance)
         if instance.has_energy_budgets and outcome.message not in ("", NO_ASSIGNMENT):
             message = outcome.message  # the method's own reason (centralized's uploaders)
+        if outcome.extras.get("heuristic"):  # a heuristic missed: that proves nothing
+            message = outcome.message
         assignment, latency = [], None
     elif outcome.extras.get("uploaders") is not None:
         assignment = [{"block": b.name, "device": SERVER} for b in scenario.blocks]

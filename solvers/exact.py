@@ -135,8 +135,12 @@ def equal_share_start(instance: Instance):
     if assignment is not None:
         latency, bandwidth = optimal_split(instance, assignment[None, :])
     if instance.has_energy_budgets and (assignment is None or not np.isfinite(latency[0])):
-        floor = instance.energy_bandwidth_floor()
-        floor = np.where(instance.memory_feasible(), floor, np.inf)
+        if instance.modes != ("local",):
+            # as T grows the least bandwidth over the modes tends to the least energy floor
+            floor = instance.mode_bandwidth(np.inf)
+        else:
+            floor = instance.energy_bandwidth_floor()
+            floor = np.where(instance.memory_feasible(), floor, np.inf)
         assignment = min_cost_matching(floor)
         if assignment is None:
             return None

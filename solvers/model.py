@@ -242,17 +242,32 @@ class Instance:
         return np.where(count > 0, latency, 0.0)
 
     def allocation_fits(self, assignment, bandwidth_hz=None) -> bool:
-        """Caps, memory and (at ``bandwidth_hz``) energy budgets of every device hold."""
+        """Caps, memory and (at ``bandwidth_hz``) energy budgets of every device hold; a device
+        with one block may use any allowed mode (section 9), one with several runs locally."""
         flops, memory, bits, count = self.group_costs(assignment)
-        if (count > self.max_blocks()).any() or (memory > self.device_memory).any():
+        if (count > self.max_blocks()).any():
+            return False
+        local_ok = memory <= self.device_memory
+        if self.modes != ("local",):
+            assignment = np.asarray(assignment, dtype=np.int64)
+            single = np.zeros(self.n_devices, dtype=bool)
+            fits = self.memory_feasible()[assignment, np.arange(self.n_blocks)]
+            single[assignment] = fits
+            local_ok = np.where(count == 1, single,
+                                (count == 0) | (local_ok & ("local" in self.modes)))
+        if not local_ok.all():
             return False
         if bandwidth_hz is None or not self.has_energy_budgets:
             return True
         rate = self.rate(np.asarray(bandwidth_hz, dtype=float))
         energy = pair_energy(flops, self.device_flops_per_s, bits, rate,
                              self.device_compute_power_w, self.device_tx_power_w)
-        return bool(np.all((count == 0) | ~np.isfinite(self.energy_budget_j())
-                           | (energy <= self.energy_budget_j())))
+        fits = (count == 0) | ~np.isfinite(self.energy_budget_j()) \
+            | (energy <= self.energy_budget_j())
+        if self.modes != ("local",):  # a lone block: some allowed mode within the budget
+            lone = np.isfinite(self.device_latency(assignment, bandwidth_hz))
+            fits = np.where(count == 1, lone, fits)
+        return bool(np.all(fits))
 
     def matching_bandwidth(self) -> np.ndarray:
         """The fixed bandwidths of problem P1: b_k when given for all devices, else B / N."""

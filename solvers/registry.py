@@ -45,7 +45,9 @@ class Method:
     instance with budgets. ``several`` maps each problem the method solves with several blocks
     per device (section 8) to its solver for such instances; a method without an entry for a
     problem is refused an instance with some c_k > 1. ``modes`` are the execution modes of
-    section 9 the method chooses among exactly (or, for a heuristic, at all).
+    section 9 the method chooses among exactly (or, for a heuristic, at all), and
+    ``several_modes`` those its several-blocks solver handles (split with several blocks per
+    device: a device in split mode trains one block, the others may train several).
     """
 
     name: str
@@ -57,6 +59,7 @@ class Method:
     energy: bool = False
     several: dict = field(default_factory=dict)
     modes: tuple = ("local",)
+    several_modes: tuple = ("local",)
     # Imported before a solve is timed (the solvers import them lazily, so that the command
     # line starts fast): a reported solve time never includes a library's import.
     imports: tuple = field(default=("scipy.optimize", "scipy.sparse.csgraph", "scipy.special"))
@@ -147,13 +150,14 @@ def register(method: Method) -> Method:
 
 register(Method("crunch", {"matching": _at_fixed(matching.solve_crunch)}, "lola", True,
                 "CRUNCH: exact threshold matching exploiting monotone depth costs", imports=(),
-                energy=True, several={"matching": _at_fixed(sets.solve_sets_p1)}, modes=BOTH_MODES))
+                energy=True, several={"matching": _at_fixed(sets.solve_sets_p1)},
+                several_modes=BOTH_MODES, modes=BOTH_MODES))
 register(Method("bottleneck", {"matching": _at_fixed(matching.solve_bottleneck)}, "exact", True,
                 "general bottleneck assignment (threshold bisection + Hopcroft-Karp)",
                 energy=True, modes=BOTH_MODES))
 register(Method("exact", {"jbba": exact.solve_exact}, "exact", True,
                 "exact JBBA: bisection on latency, min-total-bandwidth Hungarian test",
-                energy=True, several={"jbba": sets.solve_sets_p2}, modes=BOTH_MODES))
+                energy=True, several={"jbba": sets.solve_sets_p2}, several_modes=BOTH_MODES, modes=BOTH_MODES))
 register(Method("dual-ascent", {"jbba": jbba.solve_dual_ascent}, "lola", False,
                 "LoLa's Lagrangian dual ascent: Hungarian block step, closed-form bandwidth step",
                 energy=True, modes=BOTH_MODES))
@@ -170,7 +174,7 @@ register(Method("brute", {"matching": _at_fixed(matching.solve_brute),
                           "jbba": exact.solve_brute_jbba}, "exact", True,
                 "enumeration of all assignments (tiny instances only)", energy=True,
                 several={"matching": _at_fixed(sets.solve_brute_sets),
-                         "jbba": sets.solve_brute_sets}, modes=BOTH_MODES))
+                         "jbba": sets.solve_brute_sets}, several_modes=BOTH_MODES, modes=BOTH_MODES))
 register(Method("packing", {"matching": _at_fixed(sets.solve_packing),
                             "jbba": sets.solve_packing}, "lola", False,
                 "packing by depth: contiguous runs from the deepest block, with a proven lower "
@@ -234,11 +238,13 @@ def check_capabilities(method: Method, problem: str, instance: Instance) -> None
             f"method {method.name!r} runs every device locally; split mode is allowed here "
             f"(modes {','.join(instance.modes)}); methods for {problem} that choose modes: "
             f"{names}")
-    if split and instance.several_blocks:
+    if split and instance.several_blocks and "split" not in method.several_modes:
+        names = ", ".join(m.name for m in methods_for(problem, available_only=False)
+                          if problem in m.several and "split" in m.several_modes)
         raise SolverInputError(
-            "split mode (a device trains one block, the server the layers above it) and "
-            "several blocks per device (max_blocks > 1) cannot be combined in one solve yet; "
-            "use modes local with max_blocks, or split mode with max_blocks 1")
+            f"method {method.name!r} does not combine split mode with several blocks per "
+            f"device (max_blocks > 1); methods for {problem} that do: {names}; or use modes "
+            "local with max_blocks, or split mode with max_blocks 1")
     if instance.several_blocks and problem not in method.several:
         names = ", ".join(m.name for m in methods_for(problem, available_only=False)
                           if problem in m.several)

@@ -156,10 +156,84 @@ def group_split(instance: Instance, assignments, *, rtol=1e-12, max_iterations=2
     flops = np.empty((n_rows, instance.n_devices))
     bits = np.empty_like(flops)
     used = np.empty(flops.shape, dtype=bool)
+    single = np.zeros(flops.shape, dtype=np.int64) - 1  # the block of a one-block device
     for row, assignment in enumerate(assignments):
         flops[row], _, bits[row], count = instance.group_costs(assignment)
         used[row] = count > 0
+        single[row, assignment] = np.where(count[assignment] == 1,
+                                           np.arange(instance.n_blocks), -1)
+    if instance.modes != ("local",):
+        return _split_with_modes(instance, flops, bits, used, single, rtol=rtol,
+                                 max_iterations=max_iterations)
     return split_costs(instance, flops, bits, used, rtol=rtol, max_iterations=max_iterations)
+
+
+def _split_with_modes(instance, flops, bits, used, single, *, rtol, max_iterations):
+    """:func:`group_split` when split mode is allowed: a one-block device needs the least
+    bandwidth over its allowed modes (:meth:`Instance.mode_bandwidth`), a device with several
+    blocks its local set's. A bisection on T, as :func:`split_costs`."""
+    devices = np.broadcast_to(np.arange(instance.n_devices), flops.shape)
+    lone = single >= 0
+    floor = (instance.energy_floor(flops, bits, devices) if instance.has_energy_budgets
+             else None)
+    speed = instance.device_flops_per_s[None, :]
+    quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
+               else instance.device_snr_hz)[None, :]
+    budget = instance.total_bandwidth_hz
+    local = "local" in instance.modes
+
+    # each mode's fixed time, payload, allowed pairs and energy floor, gathered at the lone
+    # device's block (the floors do not depend on T: computed once)
+    block = np.where(lone, single, 0)
+    terms = []
+    for _, time, mode_bits, allowed, energy_flops in instance.mode_terms():
+        time_here = time[devices, block]
+        bits_here = np.broadcast_to(mode_bits, time.shape)[devices, block]
+        ok = allowed[devices, block] & lone
+        mode_floor = None
+        if instance.has_energy_budgets:
+            mode_floor = instance.energy_floor(
+                np.broadcast_to(energy_flops, time.shape)[devices, block], bits_here, devices)
+        terms.append((time_here, bits_here, ok, mode_floor))
+    kind = {"spectral_efficiency": quality} if instance.rate_model == "fixed" else {
+        "snr_hz": quality}
+
+    def need(target):
+        target = np.asarray(target, dtype=float)[:, None]
+        sets_need = min_bandwidth(target, flops=flops, flops_per_s=speed, bits=bits,
+                                  rate_model=instance.rate_model, **kind)
+        if floor is not None:
+            sets_need = np.maximum(sets_need, floor)
+        if not local:
+            sets_need = np.full(sets_need.shape, np.inf)
+        value = np.where(used, sets_need, 0.0)
+        best = np.full(value.shape, np.inf)
+        for time_here, bits_here, ok, mode_floor in terms:
+            mode_need = min_bandwidth(target, flops=time_here, flops_per_s=1.0, bits=bits_here,
+                                      rate_model=instance.rate_model, **kind)
+            if mode_floor is not None:
+                mode_need = np.maximum(mode_need, mode_floor)
+            best = np.minimum(best, np.where(ok, mode_need, np.inf))
+        return np.where(lone, best, value)
+    lo = np.zeros(flops.shape[0])
+    hi = np.full(flops.shape[0], 1e-6)
+    for _ in range(200):
+        short = ~(need(hi).sum(axis=1) <= budget)
+        if not short.any():
+            break
+        hi = np.where(short, hi * 2, hi)
+    hi = np.where(need(hi).sum(axis=1) <= budget, hi, np.inf)
+    finite = np.isfinite(hi)
+    for _ in range(max_iterations):
+        open_ = finite & (hi - lo > rtol * hi)
+        if not open_.any():
+            break
+        mid = np.where(open_, 0.5 * (lo + hi), hi)
+        ok = need(mid).sum(axis=1) <= budget
+        hi = np.where(open_ & ok, mid, hi)
+        lo = np.where(open_ & ~ok, mid, lo)
+    bandwidth = np.where(finite[:, None], need(np.where(finite, hi, 1.0)), np.inf)
+    return np.where(finite, hi, np.inf), bandwidth
 
 
 def split_costs(instance: Instance, flops, bits, used, *, rtol=1e-12, max_iterations=200):
@@ -323,21 +397,106 @@ def _hand_over(instance, bandwidth_hz, name, err, **options) -> SolverResult:
                 bandwidth_hz is None and instance.rate_model != "fixed"):
             raise err
         result, other = solve_milp_sets(instance, bandwidth_hz, **options), "the MILP"
-    reason = str(err).split(";")[0].replace(f"{name} with several blocks per device ", "")
+    reason = str(err).split(";")[0]
+    prefix = f"{name} with several blocks per device"
+    reason = reason[len(prefix):].lstrip(": ") if reason.startswith(prefix) else reason
     result.message = f"several blocks per device: {reason}; solved by {other} instead"
     result.extras["fallback"] = other
     return result
 
 
-def solve_sets_p1(instance: Instance, bandwidth_hz, **_) -> SolverResult:
-    """P1 with several blocks per device, uniform case: binary search over the candidate run
-    latencies T_k(s, j) with the subset programme as the test (module docstring). Other
-    instances go to enumeration (tiny) or the MILP, exactly, and the message says so."""
+def _bracket(instance: Instance):
+    """Two uniform instances around ``instance``: every extra and payload at its least (lo)
+    and at its largest (hi) value. Every allocation costs no more under lo and no less under
+    hi than it truly does (C(A), m(A), S(A) and the energy grow with delta, mu and S), so the
+    optimum of lo is a lower bound and an allocation found under hi is feasible, with a true
+    latency at most its hi latency."""
+    from dataclasses import replace
+
+    n_blocks = instance.n_blocks
+    extra_flops = instance.extra_flops()[:-1]
+    extra_memory = instance.extra_memory()[:-1]
+
+    def at(pick):
+        return replace(instance,
+                       block_extra_flops=np.full(n_blocks, pick(extra_flops, initial=0.0)),
+                       block_extra_memory=np.full(n_blocks, pick(extra_memory, initial=0.0)),
+                       block_bits=np.full(n_blocks, pick(instance.block_bits)))
+    return at(np.min), at(np.max)
+
+
+def _monotone(instance: Instance) -> bool:
+    return bool((np.diff(instance.block_flops) >= 0).all()
+                and (np.diff(instance.block_memory) >= 0).all())
+
+
+def _sandwich(instance, solve_uniform, name, bandwidth_hz, tolerance, **options):
+    """Solve the uniform case exactly, or bracket a near-uniform instance (measured extras
+    differ by a few bytes or FLOPs): an allocation from the hi instance whose true latency
+    meets the lo instance's optimum (to ``tolerance``) is optimal; otherwise hand over."""
+    if instance.modes != ("local",):
+        if instance.n_devices ** instance.n_blocks <= 20_000:
+            result = solve_brute_sets(instance, bandwidth_hz)
+            result.message = ("split mode with several blocks per device: solved by "
+                              "enumeration")
+            result.extras["fallback"] = "enumeration"
+            return result
+        raise SolverInputError(
+            f"{name}: split mode together with several blocks per device is solved exactly "
+            f"only by enumeration, and {instance.n_devices}^{instance.n_blocks} allocations "
+            "are too many; use modes local with max_blocks, or split mode with max_blocks 1")
     try:
-        _check_uniform(instance, "crunch")
-        _check_devices(instance, "crunch")
+        if not _monotone(instance):
+            raise SolverInputError(
+                f"{name} with several blocks per device needs costs that grow with depth; "
+                "methods for this instance: milp (exact), brute (tiny), packing (fast)")
+        _check_devices(instance, name)
     except SolverInputError as err:
-        return _hand_over(instance, bandwidth_hz, "crunch", err)
+        return _hand_over(instance, bandwidth_hz, name, err, **options)
+    if uniform_costs(instance):
+        return solve_uniform(instance)
+    low, high = _bracket(instance)
+    upper = solve_uniform(high)
+    if upper.assignment is None:  # hi infeasible: decide on the true instance
+        err = SolverInputError(f"{name} with several blocks per device found no allocation "
+                               "under the largest extras; unequal extras")
+        return _hand_over(instance, bandwidth_hz, name, err, **options)
+    lower = solve_uniform(low)
+    bound = lower.lower_bound_s if lower.lower_bound_s is not None else lower.round_latency_s
+    if bandwidth_hz is None:
+        latency, bandwidth = group_split(instance, upper.assignment)
+        result = _result(instance, upper.assignment, bandwidth[0], Status.FEASIBLE)
+    else:
+        result = _result(instance, upper.assignment, bandwidth_hz, Status.FEASIBLE)
+    if bound is not None and result.round_latency_s is not None and \
+            result.round_latency_s <= bound * (1 + tolerance):
+        result.status, result.lower_bound_s = Status.OPTIMAL, min(bound,
+                                                                  result.round_latency_s)
+        result.message = ("several blocks per device: unequal extras bracketed between their "
+                          "least and largest values; the bounds meet")
+        return result
+    err = SolverInputError(f"{name} with several blocks per device: unequal extras bracketed "
+                           f"to within {result.round_latency_s / bound - 1:.2e}")
+    try:
+        return _hand_over(instance, bandwidth_hz, name, err, **options)
+    except SolverInputError:
+        result.lower_bound_s = bound
+        result.message = (f"unequal extras: the best allocation under their largest values, "
+                          f"within {result.round_latency_s / bound - 1:.2e} of the bound under "
+                          "their least (no exact method applies here)")
+        return result
+
+
+def solve_sets_p1(instance: Instance, bandwidth_hz, **_) -> SolverResult:
+    """P1 with several blocks per device: in the uniform case, binary search over the
+    candidate run latencies T_k(s, j) with the subset programme as the test (module
+    docstring); unequal extras are bracketed (:func:`_sandwich`); other instances go to
+    enumeration (tiny) or the MILP, exactly, and the message says so."""
+    return _sandwich(instance, lambda inst: _uniform_p1(inst, bandwidth_hz), "crunch",
+                     bandwidth_hz, 1e-12)
+
+
+def _uniform_p1(instance: Instance, bandwidth_hz) -> SolverResult:
     n_blocks, n_devices = instance.n_blocks, instance.n_devices
     flops, memory, bits = _run_costs(instance)
     allowed = _run_table(instance, flops, memory, bits)
@@ -436,17 +595,17 @@ def _bandwidth_runs(need, layers, n_blocks, budget):
 
 
 def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
-    """P2 with several blocks per device, uniform case: bisection on the round latency with
-    the bandwidth subset programme as an exact test, then the optimal split of the allocation
-    found (module docstring). Other instances go to enumeration (tiny) or the MILP (fixed rate
-    model), exactly, and the message says so; shannon ones outside the uniform case are
-    refused."""
-    try:
-        _check_uniform(instance, "exact")
-        _check_devices(instance, "exact")
-    except SolverInputError as err:
-        return _hand_over(instance, None, "exact", err, rtol=rtol, time_limit_s=time_limit_s)
+    """P2 with several blocks per device: in the uniform case, bisection on the round latency
+    with the bandwidth subset programme as an exact test, then the optimal split of the
+    allocation found (module docstring); unequal extras are bracketed (:func:`_sandwich`);
+    other instances go to enumeration (tiny) or the MILP (fixed rate model), exactly, and the
+    message says so; shannon ones that none of these covers are refused."""
     deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
+    return _sandwich(instance, lambda inst: _uniform_p2(inst, rtol, deadline), "exact", None,
+                     10 * rtol, rtol=rtol, time_limit_s=time_limit_s)
+
+
+def _uniform_p2(instance: Instance, rtol, deadline) -> SolverResult:
     n_blocks = instance.n_blocks
     flops, memory, bits = _run_costs(instance)
     allowed = _run_table(instance, flops, memory, bits)
@@ -460,6 +619,8 @@ def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> S
 
     start = solve_packing(instance)
     if start.assignment is None:
+        if not start.extras.get("heuristic"):
+            return start  # the relaxation proves it
         hi = np.inf
     else:
         hi = start.round_latency_s
@@ -718,7 +879,7 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
                         lo = mid
                 best = _runs_to_assignment(instance, runs_at(candidates[hi]))
         if best is None:
-            return SolverResult.infeasible(NO_SETS)
+            return _packing_failed(bound)
         result = _result(instance, best, bandwidth_hz, Status.FEASIBLE, lower_bound_s=bound)
         if bound is not None and result.round_latency_s <= bound:
             result.status = Status.OPTIMAL
@@ -730,36 +891,55 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
         return _greedy_runs(need(target)[:, deepest_first, :], n_blocks, budget,
                             np.minimum(instance.max_blocks(), n_blocks))
     bound = _lower_bound_p2(instance)
-    lo = bound or 0.0
+    if bound is None:
+        return _packing_failed(None)
+    lo = bound
     hi = max(lo, 1e-9) * 2
+    starts = []
     for _ in range(200):
         if runs_at(hi) is not None:
             break
         hi *= 2
     else:
-        return SolverResult.infeasible(NO_SETS)
-    for _ in range(40):
-        if hi - lo <= 1e-4 * hi:
-            break
-        mid = 0.5 * (lo + hi)
-        if runs_at(mid) is not None:
-            hi = mid
-        else:
-            lo = mid
-    starts = [runs_at(hi)]
+        hi = None
+    if hi is not None:
+        for _ in range(40):
+            if hi - lo <= 1e-4 * hi:
+                break
+            mid = 0.5 * (lo + hi)
+            if runs_at(mid) is not None:
+                hi = mid
+            else:
+                lo = mid
+        starts.append(runs_at(hi))
     equal = solve_packing(instance, instance.equal_bandwidth())
     if equal.assignment is not None:
         starts.append(_assignment_to_runs(equal.assignment))
+    if not starts:
+        return _packing_failed(bound)
     best_runs, best_latency = None, np.inf
     for runs in starts:
         runs, latency = _improve_runs(instance, runs, flops, bits, allowed)
         if latency < best_latency:
             best_runs, best_latency = runs, latency
+    if not np.isfinite(best_latency):
+        return _packing_failed(bound)
     best = _runs_to_assignment(instance, best_runs)
     latency, bandwidth = group_split(instance, best)
-    if not np.isfinite(latency[0]):
-        return SolverResult.infeasible(NO_SETS)
     return _result(instance, best, bandwidth[0], Status.FEASIBLE, lower_bound_s=bound)
+
+
+HEURISTIC_MISSED = ("{name} found no allocation within the caps, memory, energy budgets and "
+                    "bandwidth, which does not prove that none exists ({name} is a heuristic); "
+                    "the exact methods decide it: exact, crunch, milp or brute")
+
+
+def _packing_failed(bound) -> SolverResult:
+    """Infeasible: proven when the relaxation has no bound, else only packing's failure, and
+    the result says which (``extras["heuristic"]``)."""
+    if bound is None:
+        return SolverResult.infeasible(NO_SETS)
+    return SolverResult.infeasible(HEURISTIC_MISSED.format(name="packing"), heuristic=True)
 
 
 def _assignment_to_runs(assignment) -> list:
@@ -970,7 +1150,8 @@ def solve_greedy_sets(instance: Instance, bandwidth_hz, **_) -> SolverResult:
             if latency < best_latency:
                 best, best_latency = k, latency
         if best < 0:
-            return SolverResult.infeasible(NO_SETS)
+            return SolverResult.infeasible(HEURISTIC_MISSED.format(name="greedy"),
+                                           heuristic=True)
         assignment[block] = best
     return _result(instance, assignment, bandwidth_hz, Status.FEASIBLE)
 
@@ -1006,11 +1187,13 @@ def _milp_model(instance: Instance):
 
 
 def _milp_solve(cp, problem, time_limit_s):
+    """HiGHS with zero optimality gaps. Its default feasibility tolerances are kept: with
+    1e-9 (as the one-block MILP uses) HiGHS reported "optimal" for a worse allocation on a
+    several-blocks instance with energy budgets (a regression test pins it); the allocation is
+    recomputed from x anyway, so the tolerance does not reach the reported numbers."""
     import warnings
 
-    from .milp import _TIGHT
-
-    options = dict(_TIGHT)
+    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
     if time_limit_s is not None:
         options["time_limit"] = max(float(time_limit_s), 1e-3)
     with warnings.catch_warnings():
@@ -1044,8 +1227,9 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
     speed = instance.device_flops_per_s
     bits_of = x @ instance.block_bits
     budget_j = instance.energy_budget_j()
-    budgeted = np.isfinite(budget_j) if instance.has_energy_budgets else np.zeros(
-        instance.n_devices, dtype=bool)
+    # integer indices: cvxpy expressions do not take numpy boolean masks as numpy does
+    budgeted = (np.flatnonzero(np.isfinite(budget_j)) if instance.has_energy_budgets
+                else np.zeros(0, dtype=np.int64))
     compute_power = (np.nan_to_num(np.asarray(instance.device_compute_power_w, dtype=float))
                      if instance.device_compute_power_w is not None else np.zeros(
                          instance.n_devices))
@@ -1060,7 +1244,7 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
         latency = (cp.multiply(flops, 1.0 / (speed * scale))
                    + cp.multiply(bits_of, 1.0 / (rate * scale)))
         constraints = constraints + [latency <= t]
-        if budgeted.any():
+        if budgeted.size:
             energy = (cp.multiply(flops, compute_power / speed)
                       + cp.multiply(bits_of, tx_power / rate))
             constraints.append(energy[budgeted] <= budget_j[budgeted])
@@ -1081,9 +1265,9 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
             "(tiny instances) or packing")
     start = solve_packing(instance)
     if start.assignment is None:
-        return SolverResult.infeasible(NO_SETS)
-    hi, best = start.round_latency_s, start.assignment
-    lo = start.lower_bound_s or 0.0
+        if not start.extras.get("heuristic"):
+            return start  # packing's relaxation proves it
+        start = None
     budget = instance.total_bandwidth_hz
     efficiency = instance.device_spectral_efficiency
 
@@ -1103,7 +1287,7 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
         need_bits = x_ @ instance.block_bits
         scale = float(np.sum(instance.block_bits)) or 1.0
         rows = [carried / scale >= need_bits / scale]
-        if budgeted.any():
+        if budgeted.size:
             energy_room = cp_.multiply(efficiency * budget,
                                        cp_.multiply(budget_j, share) - cp_.multiply(
                                            compute_power, spent))
@@ -1123,6 +1307,22 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
         return _milp_assignment(x_.value, instance)
 
     stopped = False
+    if start is not None:
+        hi, best = start.round_latency_s, start.assignment
+        lo = start.lower_bound_s or 0.0
+    else:  # no allocation in hand: double a target until the MILP finds one
+        lo, hi, best = 0.0, float(np.max(instance.block_flops) / speed.min()), None
+        for _ in range(80):
+            try:
+                best = feasible(hi)
+            except TimeoutError:
+                raise SolverFailure("HiGHS stopped at the time limit before any allocation "
+                                    "was found; raise the time limit") from None
+            if best is not None:
+                break
+            lo, hi = hi, 2 * hi
+        else:
+            return SolverResult.infeasible(NO_SETS)
     while hi - lo > rtol * hi:
         mid = 0.5 * (lo + hi)
         try:

@@ -1,5 +1,10 @@
 """Regression tests, each named after the bug it pins."""
+import json
+
 import numpy as np
+import pytest
+
+import lola
 
 from solvers.baselines import min_cost_matching
 
@@ -53,3 +58,16 @@ def test_shannon_bandwidth_near_the_rate_ceiling_is_not_underestimated():
         rate = fraction * snr / np.log(2)
         b = shannon_bandwidth_for_rate(rate, snr)
         assert rate_bps(b, rate_model="shannon", snr_hz=snr) >= rate
+
+
+# A several-blocks P1 instance (shannon, energy budgets) on which HiGHS, run with feasibility
+# tolerances of 1e-9, reported "optimal" for an allocation of 3.78 s while 1.93 s exists.
+_HIGHS_TOLERANCE_DOC = json.loads(r'''{"name": "ref-tiny", "model": {"blocks": [{"name": "layer.4", "flops": 206411322290.80164, "memory_bytes": 507640003.5054869, "params": 96517, "extra_flops": 0.0, "extra_memory_bytes": 0.0}, {"name": "layer.3", "flops": 206411322290.80164, "memory_bytes": 1049886476.985482, "params": 37828, "extra_flops": 0.0, "extra_memory_bytes": 0.0}, {"name": "layer.2", "flops": 206411322290.80164, "memory_bytes": 2293446456.9916596, "params": 89051, "extra_flops": 0.0, "extra_memory_bytes": 0.0}, {"name": "layer.1", "flops": 206411322290.80164, "memory_bytes": 2331670074.552536, "params": 66893, "extra_flops": 0.0, "extra_memory_bytes": 0.0}, {"name": "layer.0", "flops": 206411322290.80164, "memory_bytes": 2512015846.882842, "params": 52853, "extra_flops": 0.0, "extra_memory_bytes": 0.0}], "bits_per_param": 16}, "devices": [{"name": "dev-0", "flops_per_s": 2072422552244.3503, "memory_bytes": 8950882764.776768, "tx_power_w": 0.7566383216789607, "channel_gain": 3.919079638654313e-15, "compute_power_w": 56.25113905441917, "energy_budget_j": 10.880731210600748}, {"name": "dev-1", "flops_per_s": 618493103759.6501, "memory_bytes": 6594657272.366169, "tx_power_w": 0.10250249958358401, "channel_gain": 2.4545328059546846e-14, "compute_power_w": 7.32540332743045, "energy_budget_j": 8.159988588281449}, {"name": "dev-2", "flops_per_s": 2071335457143.8757, "memory_bytes": 7405169975.8377075, "tx_power_w": 0.31185792204346663, "channel_gain": 6.463164957063167e-15, "compute_power_w": 24.25769668447842, "energy_budget_j": 7.401429357217932}, {"name": "dev-3", "flops_per_s": 1645444846910.7659, "memory_bytes": 5618106112.158617, "tx_power_w": 0.768769969080776, "channel_gain": 2.5724323833005663e-13, "compute_power_w": 9.549520204367163, "energy_budget_j": 3.900508016455277}], "channel": {"total_bandwidth_hz": 1163586.3001429175, "rate_model": "shannon", "noise_psd_w_per_hz": 3.380182619687051e-21}}''')
+
+
+def test_milp_with_several_blocks_is_not_misled_by_tight_highs_tolerances():
+    pytest.importorskip("cvxpy")
+    milp = lola.solve(_HIGHS_TOLERANCE_DOC, problem="matching", method="milp", max_blocks=3)
+    brute = lola.solve(_HIGHS_TOLERANCE_DOC, problem="matching", method="brute", max_blocks=3)
+    assert brute.round_latency_s == pytest.approx(1.9340394184868426, rel=1e-12)
+    assert milp.round_latency_s == pytest.approx(brute.round_latency_s, rel=1e-9)
