@@ -418,10 +418,12 @@ def _bracket(instance: Instance):
     extra_memory = instance.extra_memory()[:-1]
 
     def at(pick):
+        def value(values):  # a single block has no extras: 0
+            return float(pick(values)) if values.size else 0.0
         return replace(instance,
-                       block_extra_flops=np.full(n_blocks, pick(extra_flops, initial=0.0)),
-                       block_extra_memory=np.full(n_blocks, pick(extra_memory, initial=0.0)),
-                       block_bits=np.full(n_blocks, pick(instance.block_bits)))
+                       block_extra_flops=np.full(n_blocks, value(extra_flops)),
+                       block_extra_memory=np.full(n_blocks, value(extra_memory)),
+                       block_bits=np.full(n_blocks, value(instance.block_bits)))
     return at(np.min), at(np.max)
 
 

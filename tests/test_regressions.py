@@ -71,3 +71,25 @@ def test_milp_with_several_blocks_is_not_misled_by_tight_highs_tolerances():
     brute = lola.solve(_HIGHS_TOLERANCE_DOC, problem="matching", method="brute", max_blocks=3)
     assert brute.round_latency_s == pytest.approx(1.9340394184868426, rel=1e-12)
     assert milp.round_latency_s == pytest.approx(brute.round_latency_s, rel=1e-9)
+
+
+def test_bracketed_extras_take_their_least_value_not_zero():
+    # The lo side of the bracket of unequal extras used np.min(..., initial=0.0), which is 0:
+    # the bounds then never met on measured profiles and every solve fell back to the MILP.
+    from lola import costs
+    from solvers import sets
+
+    scenario = lola.load_scenario({
+        "model": {"profile": "roberta-base"},
+        "devices": [{"name": f"phone-{k}", "flops_per_s": 1.0e12 + 1e11 * k,
+                     "memory_bytes": 6.0e9, "spectral_efficiency": 3.0 + k}
+                    for k in range(5)],
+        "channel": {"total_bandwidth_hz": 2.0e7, "rate_model": "fixed"}})
+    instance = costs.to_instance(scenario, max_blocks=4)
+    extras = instance.extra_flops()[:-1]
+    low, high = sets._bracket(instance)
+    assert low.extra_flops()[0] == extras.min() > 0
+    assert high.extra_memory()[0] == instance.extra_memory()[:-1].max()
+    result = lola.solve(scenario, max_blocks=4)
+    assert result.status == "optimal" and "fallback" not in result.extras
+    assert result.lower_bound_s == pytest.approx(result.round_latency_s, rel=1e-8)
