@@ -30,7 +30,31 @@ records:
   out the switched-off adapters of the other layers. ``memory_saved_tensors_bytes`` keeps the
   lower bound used before: the tensors autograd saves for backward plus weights, the adapter's
   gradients and its two moments;
-* ``params``: the adapter's trainable parameters.
+* ``params``: the adapter's trainable parameters;
+* ``extra_flops`` (delta_n) and ``extra_memory_bytes`` (mu_n) of section 8, what block n adds to
+  a step that already back-propagates to a deeper block: C and m (counted and measured as above)
+  of a step that trains the adapters of n and of the next deeper block n', minus the one-block
+  step of n'. The deepest block has no deeper block; its reference trains the embeddings' output
+  normalisation instead (``measurement.input_reference``), so that back-propagation crosses every
+  layer into the input embeddings, and delta_N, mu_N are that step with and without block N's
+  adapters. The additive model C(A) = C_d + sum_{n in A, n != d} delta_n, m(A) = m_d + sum mu_n
+  (d the deepest block of A) is then checked against steps measured on seeded random sets of 2
+  to 4 blocks (``additivity_check``: predicted and measured figures, relative errors; FLOPs must
+  agree exactly, memory to 2 %, and the document says whether they do);
+* ``split_device_flops`` (F^dev_n), ``split_server_flops`` (F^srv_n), ``split_memory_bytes``
+  (m^split_n) and ``cut_bytes`` (A_n) of section 9: the same model run as two pieces with the
+  hidden state h passed between them. The device runs the embeddings and the layers up to and
+  including block n's forward; the server runs a leaf copy of h through the layers above, the
+  head and the loss, forward and backward down to the cut; the device back-propagates the
+  received dL/dh through its block and takes the AdamW step. F^dev_n and F^srv_n are counted like
+  ``flops``, m^split_n is the device's live-storage peak (the server's operators untracked; the
+  received gradient counted as a buffer of the device's own), A_n the bytes of h.
+  ``split_check`` reports per block C_n - F^dev_n - F^srv_n, which is 0 when the two pieces run
+  the same matrix products as the local step (FlopCounterMode counts no FLOPs for the AdamW
+  update or for elementwise operations).
+
+Every measured step starts with the AdamW moments of its adapters allocated (created at a zero
+learning rate before anything is measured), as in a running fine-tuning.
 
 Blocks are listed with ``depth`` 1 at the output side (the last layer). The document also records
 the configuration, the host (CPU, threads, library versions), the timing design, and the checks:
@@ -136,6 +160,7 @@ class ProfileSettings:
     threads: int | None = None
     seed: int = 0
     num_labels: int = 2
+    timed: bool = True  # False: FLOPs and memory only, no latency (they are counted, not timed)
 
 
 @dataclass(frozen=True)
@@ -222,6 +247,8 @@ def _validate_settings(settings: ProfileSettings, torch=None) -> _Plan:
         _whole(value, option, minimum=minimum)
     if settings.threads is not None:
         _whole(settings.threads, "--threads")
+    if not isinstance(settings.timed, bool):
+        raise ProfileSettingsError(f"timed {settings.timed!r}: must be True or False")
     if settings.dtype not in _DTYPES:
         raise ProfileSettingsError(f"--dtype {settings.dtype}: choose {', '.join(_DTYPES)}")
     targets = tuple(settings.target_modules or default_targets)
@@ -338,11 +365,17 @@ def _build_model(torch, settings: ProfileSettings, plan: _Plan):
 
 def _select_layer(adapters, layer) -> list:
     """Enable layer ``layer``'s adapters only; return their (trainable) parameters."""
+    return _select_layers(adapters, [layer])
+
+
+def _select_layers(adapters, layers) -> list:
+    """Enable the adapters of ``layers`` only; return their (trainable) parameters."""
+    wanted = set(layers)
     for index, modules in adapters.items():
         for module in modules:
-            module.enable_adapters(index == layer)  # also sets requires_grad accordingly
-    return [parameter for module in adapters[layer] for parameter in module.parameters()
-            if parameter.requires_grad]
+            module.enable_adapters(index in wanted)  # also sets requires_grad accordingly
+    return [parameter for layer in layers for module in adapters[layer]
+            for parameter in module.parameters() if parameter.requires_grad]
 
 
 def _adapter_parameters(adapters, layer) -> list:
@@ -390,12 +423,15 @@ def _live_storage_tracker(torch):
 
         ``alive`` are the tensors alive before (the baseline). Every storage an operator returns
         is counted once, keyed by its Python object (torch keeps one per storage for the
-        storage's lifetime), and a finaliser takes it off when the storage is freed.
+        storage's lifetime), and a finaliser takes it off when the storage is freed. Inside
+        :meth:`paused` operators run untracked: the server's share of a split step, whose
+        tensors are not the device's memory.
         """
 
         def __init__(self, alive):
             super().__init__()
             self.current_bytes = 0
+            self._paused = False
             self._sizes = {}
             self._finalizers = {}
             for tensor in alive:
@@ -422,8 +458,18 @@ def _live_storage_tracker(torch):
             self.current_bytes -= self._sizes.pop(key, 0)
             self._finalizers.pop(key, None)
 
+        @contextlib.contextmanager
+        def paused(self):
+            self._paused = True
+            try:
+                yield self
+            finally:
+                self._paused = False
+
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
+            if self._paused:
+                return out
             for leaf in tree_leaves(out):
                 if isinstance(leaf, torch.Tensor):
                     try:
@@ -454,16 +500,36 @@ def _measure_block(torch, model, adapters, layer, optimizers, inputs, settings) 
 
     ``optimizers`` maps each layer to its adapter's AdamW.
     """
+    return _measure_step(torch, model, adapters, [layer], optimizers, inputs, settings)
+
+
+def _measure_step(torch, model, adapters, layers, optimizers, inputs, settings, *,
+                  reference=None) -> dict:
+    """FLOPs and peak memory of one local step that trains the adapters of ``layers`` at once.
+
+    ``reference`` is an optional ``(parameters, optimizer)`` pair trained in the same step:
+    parameters below every layer (the input embeddings' normalisation), so that the backward
+    pass crosses all layers. Everything else is frozen, and the switched-off adapters of the
+    other layers are left out of the memory, as if the model carried adapters on ``layers``
+    only.
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
-    optimizer = optimizers[layer]
-    trainable = _select_layer(adapters, layer)
-    others = [parameter for index in adapters if index != layer
+    reference_parameters, reference_optimizer = reference or ((), None)
+    chosen = [optimizers[layer] for layer in layers]
+    if reference_optimizer is not None:
+        chosen.append(reference_optimizer)
+    trainable = _select_layers(adapters, layers)
+    for parameter in reference_parameters:
+        parameter.requires_grad_(True)
+    trainable += list(reference_parameters)
+    selected = set(layers)
+    others = [parameter for index in adapters if index not in selected
               for parameter in _adapter_parameters(adapters, index)]
     other_storages = {parameter.untyped_storage().data_ptr() for parameter in others}
     weights = [parameter for parameter in model.parameters()
                if parameter.untyped_storage().data_ptr() not in other_storages]
-    state = _optimizer_state([optimizer], trainable, torch)
+    state = _optimizer_state(chosen, trainable, torch)
     alive = [*weights, *model.buffers(), *state, *inputs.values()]
     weight_storages = _storages(weights)
     saved = {}
@@ -477,31 +543,236 @@ def _measure_block(torch, model, adapters, layer, optimizers, inputs, settings) 
 
     cuda = settings.device.startswith("cuda")
     model.zero_grad(set_to_none=True)
-    if cuda:
-        excluded = sum(_storages(
-            [*others, *_optimizer_state(optimizers.values(), others, torch)]).values())
-        torch.cuda.synchronize(settings.device)
-        torch.cuda.reset_peak_memory_stats(settings.device)
-        tracker = contextlib.nullcontext()
-    else:
-        tracker = _live_storage_tracker(torch)(alive)
-    with tracker:
-        with FlopCounterMode(display=False) as counter:
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-                loss = model(**inputs).loss
-            loss.backward()
-            del loss
-        optimizer.step()
-    if cuda:
-        torch.cuda.synchronize(settings.device)
-        memory = torch.cuda.max_memory_allocated(settings.device) - excluded
-    else:
-        memory = tracker.peak_bytes
+    try:
+        if cuda:
+            excluded = sum(_storages(
+                [*others, *_optimizer_state(optimizers.values(), others, torch)]).values())
+            torch.cuda.synchronize(settings.device)
+            torch.cuda.reset_peak_memory_stats(settings.device)
+            tracker = contextlib.nullcontext()
+        else:
+            tracker = _live_storage_tracker(torch)(alive)
+        with tracker:
+            with FlopCounterMode(display=False) as counter:
+                with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                    loss = model(**inputs).loss
+                loss.backward()
+                del loss
+            for optimizer in chosen:
+                optimizer.step()
+        if cuda:
+            torch.cuda.synchronize(settings.device)
+            memory = torch.cuda.max_memory_allocated(settings.device) - excluded
+        else:
+            memory = tracker.peak_bytes
+    finally:
+        for parameter in reference_parameters:
+            parameter.requires_grad_(False)
+            parameter.grad = None
     adapter_bytes = sum(p.numel() * p.element_size() for p in trainable)
     lower_bound = sum(saved.values()) + sum(weight_storages.values()) + 3 * adapter_bytes
     return {"flops": float(counter.get_total_flops()), "memory_bytes": float(memory),
             "memory_saved_tensors_bytes": float(lower_bound),
             "params": int(sum(p.numel() for p in trainable))}
+
+
+def _backbone(model):
+    """The encoder model under the task head (``roberta``, ``bert``, ``distilbert``)."""
+    task_model = model.get_base_model()
+    return getattr(task_model, task_model.base_model_prefix)
+
+
+def _layer_stack(torch, backbone, layers):
+    """The module that holds the encoder layers, the attribute name, and the layer list."""
+    for name, module in backbone.named_modules():
+        if (isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] == "layer"
+                and len(module) == layers):
+            owner, _, attribute = name.rpartition(".")
+            return backbone.get_submodule(owner), attribute, module
+    raise ProfileSettingsError(f"{type(backbone).__name__}: no list of {layers} encoder "
+                               "layers to split the model at")
+
+
+def _input_reference(torch, model) -> tuple:
+    """The parameters just below every layer: the embeddings' output normalisation.
+
+    Training them makes a step back-propagate through every layer, the whole of layer 0
+    included, into the input embeddings: the deeper reference of the deepest block. Falls back
+    to the word embeddings where the embeddings have no normalisation.
+    """
+    embeddings = _backbone(model).embeddings
+    norm = getattr(embeddings, "LayerNorm", None)
+    module, name = (norm, "embeddings.LayerNorm") if isinstance(norm, torch.nn.Module) else (
+        embeddings.word_embeddings, "embeddings.word_embeddings")
+    parameters = list(module.parameters())
+    return name, parameters, torch.optim.AdamW(parameters, lr=1e-4)
+
+
+def _prime(optimizer, torch):
+    """Create AdamW's moments without moving a parameter: a zero gradient at learning rate 0.
+
+    Every measured step then starts from the state of a running fine-tuning, with the moments
+    alive before the step rather than allocated inside it.
+    """
+    parameters = [p for group in optimizer.param_groups for p in group["params"]
+                  if p not in optimizer.state]
+    if not parameters:
+        return
+    rates = [group["lr"] for group in optimizer.param_groups]
+    with torch.no_grad():
+        for parameter in parameters:
+            parameter.grad = torch.zeros_like(parameter)
+        for group in optimizer.param_groups:
+            group["lr"] = 0.0
+        try:
+            optimizer.step()
+        finally:
+            for group, rate in zip(optimizer.param_groups, rates):
+                group["lr"] = rate
+            for parameter in parameters:
+                parameter.grad = None
+
+
+@contextlib.contextmanager
+def _swapped(owner, attribute, module):
+    original = getattr(owner, attribute)
+    setattr(owner, attribute, module)
+    try:
+        yield
+    finally:
+        setattr(owner, attribute, original)
+
+
+def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) -> dict:
+    """One split-mode step of block ``layer`` run as two pieces of the same model (section 9).
+
+    Device piece: the embeddings and layers 0..``layer`` forward (only this layer's adapters
+    on), giving the hidden state h at the cut. Server piece: a leaf copy of h through the layers
+    above, the head and the loss, forward and backward down to the cut, giving dL/dh. Device
+    again: h.backward(dL/dh) through its block, then the AdamW update. Returns F^dev_n (forward
+    and backward of the device piece), F^srv_n, m^split_n (the device's peak: its weights,
+    buffers, adapter, moments and batch, its activations, and the received gradient, which
+    arrives as a fresh buffer) and A_n (bytes of h). FLOPs are counted as for ``flops``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    backbone = _backbone(model)
+    owner, attribute, stack = _layer_stack(torch, backbone, len(adapters))
+    optimizer = optimizers[layer]
+    trainable = _select_layer(adapters, layer)
+    device_modules = [backbone.embeddings, *stack[:layer + 1]]
+    others = {parameter.untyped_storage().data_ptr() for index in adapters if index != layer
+              for parameter in _adapter_parameters(adapters, index)}
+    device_weights = [parameter for module in device_modules for parameter in module.parameters()
+                      if parameter.untyped_storage().data_ptr() not in others]
+    device_buffers = [buffer for module in device_modules for buffer in module.buffers()]
+    state = _optimizer_state([optimizer], trainable, torch)
+    device_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+
+    class _Given(torch.nn.Module):
+        """Stands in for the embeddings on the server: its input is the hidden state at the cut."""
+
+        def __init__(self, hidden):
+            super().__init__()
+            self.hidden = hidden
+
+        def forward(self, *args, **kwargs):
+            return self.hidden
+
+    cuda = settings.device.startswith("cuda")
+    model.zero_grad(set_to_none=True)
+    pooler = ((backbone, "pooler", None) if getattr(backbone, "pooler", None) is not None
+              else None)
+    if cuda:
+        device_storages = _storages([*device_weights, *device_buffers, *state,
+                                     *inputs.values()])
+        everything = _storages([*model.parameters(), *model.buffers(), *inputs.values(),
+                                *_optimizer_state(optimizers.values(), model.parameters(),
+                                                  torch)])
+        server_bytes = sum(size for pointer, size in everything.items()
+                           if pointer not in device_storages)
+        torch.cuda.synchronize(settings.device)
+        torch.cuda.reset_peak_memory_stats(settings.device)
+        tracker = contextlib.nullcontext()
+        pause = contextlib.nullcontext
+    else:
+        tracker = _live_storage_tracker(torch)(
+            [*device_weights, *device_buffers, *state, *inputs.values()])
+        pause = tracker.paused
+    with tracker:
+        with FlopCounterMode(display=False) as device_forward:
+            with _swapped(owner, attribute, torch.nn.ModuleList(stack[:layer + 1])), \
+                    (_swapped(*pooler) if pooler else contextlib.nullcontext()):
+                hidden = backbone(**device_inputs).last_hidden_state
+        cut_bytes = hidden.numel() * hidden.element_size()
+        if cuda:
+            torch.cuda.synchronize(settings.device)
+            forward_peak = torch.cuda.max_memory_allocated(settings.device)
+        with pause():
+            cut = hidden.detach().requires_grad_(True)
+            with FlopCounterMode(display=False) as server:
+                with _swapped(backbone, "embeddings", _Given(cut)), \
+                        _swapped(owner, attribute, torch.nn.ModuleList(stack[layer + 1:])):
+                    loss = model(**inputs).loss
+                loss.backward()
+            gradient = cut.grad
+            del loss, cut
+        received = gradient.clone()  # the downlink delivers dL/dh into a buffer of its own
+        del gradient
+        if cuda:
+            torch.cuda.synchronize(settings.device)
+            torch.cuda.reset_peak_memory_stats(settings.device)
+        with FlopCounterMode(display=False) as device_backward:
+            hidden.backward(received)
+        del hidden, received
+        optimizer.step()
+    if cuda:
+        torch.cuda.synchronize(settings.device)
+        peak = max(forward_peak, torch.cuda.max_memory_allocated(settings.device))
+        memory = peak - server_bytes
+    else:
+        memory = tracker.peak_bytes
+    return {"split_device_flops": float(device_forward.get_total_flops()
+                                        + device_backward.get_total_flops()),
+            "split_server_flops": float(server.get_total_flops()),
+            "split_memory_bytes": float(memory), "cut_bytes": float(cut_bytes)}
+
+
+# The additivity check of section 8: this many seeded random sets of 2 to 4 blocks.
+_ADDITIVITY_SETS = 8
+_ADDITIVITY_SIZES = (2, 4)
+
+
+def additivity_sets(layers: int, seed: int, count: int = _ADDITIVITY_SETS) -> list:
+    """Up to ``count`` distinct random sets of 2 to 4 layers (fewer when fewer exist), seeded.
+
+    Each set lists its layers from the output side down, so its deepest block comes last.
+    """
+    low, high = _ADDITIVITY_SIZES[0], min(_ADDITIVITY_SIZES[1], layers)
+    if high < low:
+        return []
+    existing = sum(math.comb(layers, size) for size in range(low, high + 1))
+    rng = random.Random(seed)
+    chosen = []
+    while len(chosen) < min(count, existing):
+        size = rng.randint(low, high)
+        candidate = sorted(rng.sample(range(layers), size), reverse=True)
+        if candidate not in chosen:
+            chosen.append(candidate)
+    return chosen
+
+
+def additive_prediction(blocks, names) -> tuple:
+    """C(A) = C_d + sum_{n in A, n != d} delta_n and m(A) = m_d + sum mu_n, d the deepest of A."""
+    members = sorted((block for block in blocks if block["name"] in set(names)),
+                     key=lambda block: block["depth"])
+    deepest, shallower = members[-1], members[:-1]
+    return (deepest["flops"] + sum(block["extra_flops"] for block in shallower),
+            deepest["memory_bytes"] + sum(block["extra_memory_bytes"] for block in shallower))
+
+
+def _relative(predicted, measured):
+    return (predicted - measured) / measured if measured else None
 
 
 def fit_latency(flops, latency_s) -> dict:
@@ -546,6 +817,8 @@ def monotonicity_report(blocks) -> dict:
     ordered = sorted(blocks, key=lambda b: b["depth"])
     report = {}
     for key in ("flops", "memory_bytes", "latency_s"):
+        if not all(key in block for block in ordered):  # an untimed profile has no latency
+            continue
         values = [b[key] for b in ordered]
         drops = [ordered[i]["depth"] for i in range(1, len(values)) if values[i] < values[i - 1]]
         report[key] = {"non_decreasing": not drops, "drops_at_depth": drops}
@@ -584,6 +857,10 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
     inputs = {key: value.to(settings.device) for key, value in inputs.items()}
     optimizers = {layer: torch.optim.AdamW(_adapter_parameters(adapters, layer), lr=1e-4)
                   for layer in range(layers)}
+    reference_name, *reference = _input_reference(torch, model)
+    reference = tuple(reference)  # (parameters, their AdamW)
+    for optimizer in [*optimizers.values(), reference[1]]:
+        _prime(optimizer, torch)
     cuda = settings.device.startswith("cuda")
 
     def step(layer):
@@ -600,55 +877,122 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
         step(layer)
         return time.perf_counter() - started
 
+    def measure(layer_set, **options):
+        return _measure_step(torch, model, adapters, layer_set, optimizers, inputs, settings,
+                             **options)
+
     by_depth = list(range(layers - 1, -1, -1))  # layer of depth 1, 2, ...
+    layer_sets = additivity_sets(layers, settings.seed)
+    rounds = settings.repetitions if settings.timed else 0
+    warmup = settings.warmup if settings.timed else 0
     shuffler = random.Random(settings.seed)
-    bar = _progress(layers * (settings.warmup + 1 + settings.repetitions), settings.model,
+    bar = _progress(layers * (warmup + 1 + rounds + 2) + 1 + len(layer_sets), settings.model,
                     progress)
     samples = {layer: [] for layer in by_depth}
     orders = []
+    phases = {}
     started = time.perf_counter()
+
+    def phase(name, since):
+        phases[name] = time.perf_counter() - since
+        return time.perf_counter()
+
     try:
-        for _ in range(settings.warmup):  # the timed orders depend on the seed alone
+        clock = started
+        for _ in range(warmup):  # the timed orders depend on the seed alone
             for layer in by_depth:
                 timed_step(layer)
                 bar.update(1)
+        clock = phase("warmup", clock)
         measured = {}
         for layer in by_depth:
             measured[layer] = _measure_block(torch, model, adapters, layer, optimizers, inputs,
                                              settings)
             bar.update(1)
-        for _ in range(settings.repetitions):
+        clock = phase("blocks", clock)
+        for _ in range(rounds):
             order = shuffler.sample(by_depth, len(by_depth))
             orders.append([layers - layer for layer in order])
             for layer in order:
                 samples[layer].append(timed_step(layer))
                 bar.update(1)
+        clock = phase("timing", clock)
+        # Section 8: delta_n = C({n, n'}) - C({n'}) and mu_n likewise, n' the next deeper block
+        # (whose one-block step was measured above); below layer 0 the input reference.
+        reference_step = measure([], reference=reference)
+        bar.update(1)
+        extras = {}
+        for layer in by_depth:
+            if layer:
+                together, alone = measure([layer, layer - 1]), measured[layer - 1]
+            else:
+                together, alone = measure([layer], reference=reference), reference_step
+            extras[layer] = {
+                "extra_flops": together["flops"] - alone["flops"],
+                "extra_memory_bytes": together["memory_bytes"] - alone["memory_bytes"]}
+            bar.update(1)
+        clock = phase("extra", clock)
+        checked = []
+        for layer_set in layer_sets:
+            checked.append(measure(layer_set))
+            bar.update(1)
+        clock = phase("additivity_check", clock)
+        split = {}
+        for layer in by_depth:
+            split[layer] = _measure_split(torch, model, adapters, layer, optimizers, inputs,
+                                          settings)
+            bar.update(1)
+        phase("split", clock)
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
     blocks = []
     for layer in by_depth:
         figures = measured[layer]
-        blocks.append({"name": f"layer.{layer}", "layer": layer, "depth": layers - layer,
-                       "params": figures["params"], "flops": figures["flops"],
-                       **_latency_figures(samples[layer]),
-                       "memory_bytes": figures["memory_bytes"],
-                       "memory_saved_tensors_bytes": figures["memory_saved_tensors_bytes"]})
+        block = {"name": f"layer.{layer}", "layer": layer, "depth": layers - layer,
+                 "params": figures["params"], "flops": figures["flops"]}
+        if settings.timed:
+            block.update(_latency_figures(samples[layer]))
+        block.update({"memory_bytes": figures["memory_bytes"],
+                      "memory_saved_tensors_bytes": figures["memory_saved_tensors_bytes"],
+                      **extras[layer], **split[layer]})
+        blocks.append(block)
     if cuda:
         memory_method = "cuda-max-memory-allocated"
         memory = ("torch.cuda.max_memory_allocated over one step (forward, loss, backward, "
                   "AdamW) after reset_peak_memory_stats, less the other layers' switched-off "
                   "adapters")
+        split_memory = ("the larger torch.cuda.max_memory_allocated of the device's forward "
+                        "and of its backward and update (peak statistics reset after the "
+                        "server's part), less the bytes of everything the device does not hold "
+                        "(the layers above the cut, the head, the other adapters and moments)")
     else:
         memory_method = "live-storage-peak"
         memory = ("peak bytes of live tensor storage over one step (forward, loss, backward, "
                   "AdamW), tracked per operator by a TorchDispatchMode, on top of the weights, "
                   "buffers, the block's adapter and AdamW moments and the batch alive before it")
-    fit = fit_latency([b["flops"] for b in blocks], [b["latency_s"] for b in blocks])
-    residuals = latency_residuals(fit, [b["flops"] for b in blocks],
-                                  [b["latency_s"] for b in blocks])
-    for block, residual in zip(blocks, residuals or [None] * len(blocks)):
-        block["latency_fit_residual_s"] = residual
+        split_memory = ("peak bytes of live tensor storage of the device's operators (its "
+                        "forward, the received gradient, its backward and AdamW; the server's "
+                        "operators untracked), on top of the embeddings and the layers up to the "
+                        "cut, their buffers, the block's adapter and AdamW moments and the batch")
+    if settings.timed:
+        fit = fit_latency([b["flops"] for b in blocks], [b["latency_s"] for b in blocks])
+        residuals = latency_residuals(fit, [b["flops"] for b in blocks],
+                                      [b["latency_s"] for b in blocks])
+        for block, residual in zip(blocks, residuals or [None] * len(blocks)):
+            block["latency_fit_residual_s"] = residual
+        latency = (f"median of {settings.repetitions} steps (forward, backward, AdamW) per "
+                   f"block, timed interleaved: each round times every block once in a "
+                   f"shuffled order (seed {settings.seed}), after {settings.warmup} "
+                   "warm-up rounds")
+        timing = {"design": "interleaved", "rounds": settings.repetitions,
+                  "warmup_rounds": settings.warmup, "order_seed": settings.seed,
+                  "orders_by_depth": orders}
+    else:
+        fit = {"throughput_flops_per_s": None, "intercept_s": None, "r_squared": None,
+               "points": 0, "note": "not timed"}
+        latency = "not timed (FLOPs and memory only)"
+        timing = {"design": "not timed", "rounds": 0}
     document = {
         "model": settings.model,
         "config": {"architecture": type(model.get_base_model()).__name__,
@@ -663,22 +1007,84 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
         "measurement": {
             "method": "measured", "device": settings.device,
             "flops": "torch.utils.flop_counter.FlopCounterMode, forward + backward",
-            "latency": f"median of {settings.repetitions} steps (forward, backward, AdamW) per "
-                       f"block, timed interleaved: each round times every block once in a "
-                       f"shuffled order (seed {settings.seed}), after {settings.warmup} "
-                       "warm-up rounds",
-            "timing": {"design": "interleaved", "rounds": settings.repetitions,
-                       "warmup_rounds": settings.warmup, "order_seed": settings.seed,
-                       "orders_by_depth": orders},
+            "latency": latency, "timing": timing,
             "memory": memory, "memory_method": memory_method,
-            "repetitions": settings.repetitions, "warmup": settings.warmup,
+            "extra": ("extra_flops (delta_n) and extra_memory_bytes (mu_n): FLOPs and peak memory, "
+                      "measured as above, of a step that trains block n's adapters together "
+                      "with those of the next deeper block, minus the one-block step of that "
+                      "deeper block; for the deepest block the deeper reference is a step that "
+                      f"trains {reference_name} (so back-propagation crosses every layer into "
+                      "the input embeddings), with and without block n's adapters"),
+            "input_reference": reference_name,
+            "split": ("the model run as two pieces with the hidden state passed between them: "
+                      "device = embeddings and the layers up to and including block n's, "
+                      "forward; server = the layers above the cut, the head and the loss, "
+                      "forward and backward down to the cut; device = backward of the received "
+                      "gradient through its block (only its adapters trainable) and AdamW. "
+                      "split_device_flops and split_server_flops are counted as flops; "
+                      "cut_bytes is the hidden state at the cut for one mini-batch"),
+            "split_memory": split_memory,
+            "repetitions": rounds, "warmup": warmup,
             "seed": settings.seed, "host": _host(torch, settings),
-            "profiling_time_s": elapsed},
+            "profiling_time_s": elapsed,
+            "phase_times_s": phases},
         "checks": {"monotone": monotonicity_report(blocks),
                    "latency_fit": fit},
+        "additivity_check": _additivity_report(blocks, layer_sets, checked, layers,
+                                               settings.seed),
+        "split_check": _split_report(blocks),
         "blocks": blocks,
     }
     return document
+
+
+# Memory additivity is a model, not an identity: it must hold to this relative error.
+_MEMORY_TOLERANCE = 0.02
+
+
+def _additivity_report(blocks, layer_sets, checked, layers, seed) -> dict:
+    """Predicted C(A), m(A) of section 8 against steps measured on the seeded random sets."""
+    entries = []
+    for layer_set, figures in zip(layer_sets, checked):
+        names = [f"layer.{layer}" for layer in layer_set]
+        flops, memory = additive_prediction(blocks, names)
+        entries.append({"blocks": names, "depths": [layers - layer for layer in layer_set],
+                        "predicted_flops": flops, "measured_flops": figures["flops"],
+                        "flops_relative_error": _relative(flops, figures["flops"]),
+                        "predicted_memory_bytes": memory,
+                        "measured_memory_bytes": figures["memory_bytes"],
+                        "memory_relative_error": _relative(memory, figures["memory_bytes"])})
+    flops_errors = [abs(e["flops_relative_error"]) for e in entries
+                    if e["flops_relative_error"] is not None]
+    memory_errors = [abs(e["memory_relative_error"]) for e in entries
+                     if e["memory_relative_error"] is not None]
+    return {
+        "model": "C(A) = C_d + sum over n in A, n != d of extra_flops_n; m(A) = m_d + sum of "
+                 "extra_memory_bytes_n; d the deepest block of A (listed last)",
+        "sets_seed": seed, "sizes": list(_ADDITIVITY_SIZES),
+        "note": None if entries else "no set of two or more blocks: the model has one layer",
+        "sets": entries,
+        "max_abs_flops_relative_error": max(flops_errors, default=None),
+        "max_abs_memory_relative_error": max(memory_errors, default=None),
+        "memory_tolerance": _MEMORY_TOLERANCE,
+        "flops_exact": all(e["predicted_flops"] == e["measured_flops"] for e in entries),
+        "memory_within_tolerance": all(error <= _MEMORY_TOLERANCE for error in memory_errors)}
+
+
+def _split_report(blocks) -> dict:
+    """Per block, local step FLOPs minus device + server FLOPs of the split step."""
+    entries = [{"name": b["name"], "depth": b["depth"], "local_flops": b["flops"],
+                "split_device_flops": b["split_device_flops"],
+                "split_server_flops": b["split_server_flops"],
+                "local_minus_split_flops": b["flops"] - b["split_device_flops"]
+                - b["split_server_flops"]} for b in blocks]
+    return {
+        "note": "FlopCounterMode counts matrix products (forward and backward); the AdamW "
+                "update and elementwise operations count 0 in both modes, so the two pieces "
+                "running the same products give a difference of 0",
+        "blocks": entries,
+        "max_abs_local_minus_split_flops": max(
+            (abs(e["local_minus_split_flops"]) for e in entries), default=None)}
 
 
 def write_profile(document: dict, path) -> Path:
@@ -713,7 +1119,9 @@ def describe(document: dict) -> str:
         lines.append(f"{key}: {state}")
     blocks = sorted(document["blocks"], key=lambda b: b["depth"])
     fit = document["checks"]["latency_fit"]
-    if len(blocks) < 3:
+    if document["measurement"].get("timing", {}).get("design") == "not timed":
+        lines.append("latency fit: not timed")
+    elif len(blocks) < 3:
         lines.append("latency fit: no fit from fewer than 3 blocks")
     elif fit.get("throughput_flops_per_s"):
         quality = (f"R^2 = {fit['r_squared']:.4f}" if fit.get("r_squared") is not None
@@ -739,6 +1147,18 @@ def describe(document: dict) -> str:
     method = document["measurement"].get("memory_method")
     if method:
         lines.append(f"memory: {method}")
+    check = document.get("additivity_check")
+    if check and check.get("sets"):
+        memory_state = "within" if check["memory_within_tolerance"] else "NOT within"
+        lines.append(f"several blocks per device ({len(check['sets'])} measured sets): FLOPs "
+                     f"{'equal the additive model' if check['flops_exact'] else 'DIFFER from it'} "
+                     f"(max relative error {check['max_abs_flops_relative_error']:.2g}); "
+                     f"memory {memory_state} {100 * check['memory_tolerance']:g} % (max "
+                     f"{100 * check['max_abs_memory_relative_error']:.3f} %)")
+    split = document.get("split_check")
+    if split and split.get("blocks"):
+        lines.append(f"split mode: local - (device + server) FLOPs at most "
+                     f"{split['max_abs_local_minus_split_flops']:.4g} per block")
     if not math.isfinite(document["measurement"]["profiling_time_s"]):
         lines.append("profiling time unknown")
     else:

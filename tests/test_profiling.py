@@ -62,6 +62,36 @@ def test_profile_round_trips_through_the_loader_into_a_solvable_scenario(tmp_pat
     assert lola.solve(scenario, problem="jbba", method="exact").status == "optimal"
 
 
+def test_loader_passes_the_section_8_and_9_keys_on_to_the_blocks(tmp_path, tiny_profile):
+    path = profiling.write_profile(tiny_profile, tmp_path / "tiny.json")
+    profile = load_profile(str(path))
+    for block, entry in zip(profile.blocks, tiny_profile["blocks"]):
+        assert block.name == entry["name"]
+        for key in ("extra_flops", "extra_memory_bytes", "split_device_flops",
+                    "split_server_flops", "split_memory_bytes", "cut_bytes"):
+            assert getattr(block, key) == entry[key]
+
+
+@pytest.mark.parametrize("changes, key, message", [
+    (dict(extra_flops=-1.0), "blocks[0].extra_flops", ">= 0"),
+    (dict(extra_memory_bytes="many"), "blocks[0].extra_memory_bytes", ">= 0"),
+    (dict(cut_bytes=0), "blocks[0].cut_bytes", "positive"),
+    (dict(split_server_flops=None), "blocks[0].split_server_flops",
+     "come together or not at all"),
+])
+def test_loader_checks_the_section_8_and_9_keys(tmp_path, changes, key, message):
+    entry = {"name": "layer.0", "depth": 1, "params": 10, "flops": 1e9, "memory_bytes": 1e8,
+             "extra_flops": 1e7, "extra_memory_bytes": 0, "split_device_flops": 5e8,
+             "split_server_flops": 5e8, "split_memory_bytes": 5e7, "cut_bytes": 4096}
+    entry.update(changes)
+    entry = {name: value for name, value in entry.items() if value is not None}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"blocks": [entry]}))
+    with pytest.raises(lola.ScenarioError) as caught:
+        load_profile(str(path))
+    assert caught.value.key == key and message in str(caught.value)
+
+
 def test_interrupted_profile_leaves_no_file_and_keeps_an_old_one(tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
     real = profiling._measure_block
@@ -129,6 +159,19 @@ def test_distilbert_takes_the_command_line_size_options():
                              r"of --heads 5"):
         profiling.profile_model(profiling.ProfileSettings(
             model="distilbert-base-uncased", config=dict(num_attention_heads=5)), progress=False)
+
+
+def test_untimed_profile_has_every_cost_but_no_latency(tmp_path):
+    settings = profiling.ProfileSettings(config=dict(TINY, num_hidden_layers=2), timed=False,
+                                         **TUNING)
+    document = profiling.profile_model(settings, progress=False)
+    assert all("latency_s" not in block and block["extra_flops"] > 0 and block["cut_bytes"] > 0
+               for block in document["blocks"])
+    assert "latency_s" not in document["checks"]["monotone"]
+    assert document["measurement"]["timing"]["design"] == "not timed"
+    profile = load_profile(str(profiling.write_profile(document, tmp_path / "untimed.json")))
+    assert profile.latency_s == () and profile.blocks[1].split_memory_bytes > 0
+    assert "latency fit: not timed" in profiling.describe(document)
 
 
 def test_fit_and_monotonicity_report():
@@ -233,10 +276,11 @@ _INDEPENDENT_PEAK = textwrap.dedent("""
     from peft import LoraConfig, get_peft_model
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     warnings.simplefilter("ignore")
-    config, layer, batch, length = json.loads(sys.argv[1])
+    config, layers, batch, length = json.loads(sys.argv[1])
     torch.manual_seed(0)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         base = AutoModelForSequenceClassification.from_config(
@@ -244,7 +288,7 @@ _INDEPENDENT_PEAK = textwrap.dedent("""
         base.requires_grad_(False)
         model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
                                                 target_modules=["query", "value"],
-                                                layers_to_transform=[layer]))
+                                                layers_to_transform=layers))
         model.train()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
         inputs = {"input_ids": torch.randint(3, config["vocab_size"], (batch, length)),
@@ -256,7 +300,10 @@ _INDEPENDENT_PEAK = textwrap.dedent("""
             model(**inputs).loss.backward()
             optimizer.step()
 
-        step()
+        with FlopCounterMode(display=False) as counter:
+            optimizer.zero_grad(set_to_none=True)
+            model(**inputs).loss.backward()
+        optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         gc.collect()
         with record_function("measured step"):
@@ -270,8 +317,19 @@ _INDEPENDENT_PEAK = textwrap.dedent("""
         live += change
         if window.start_ns() <= when <= window.end_ns():
             peak = max(peak, live)
-    print(json.dumps(peak))
+    print(json.dumps({"peak": peak, "flops": counter.get_total_flops()}))
 """)
+
+
+def _independent_step(tmp_path, config, layers):
+    """Peak bytes and FLOPs of one step of a model with adapters on ``layers`` only."""
+    script = tmp_path / "independent_peak.py"
+    script.write_text(_INDEPENDENT_PEAK)
+    argument = json.dumps([{**config, "pad_token_id": 1}, layers, TUNING["batch_size"],
+                           TUNING["sequence_length"]])
+    run = subprocess.run([sys.executable, str(script), argument], capture_output=True,
+                         text=True, timeout=300, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def test_cpu_memory_is_the_peak_an_independent_allocator_trace_sees(tmp_path):
@@ -280,20 +338,168 @@ def test_cpu_memory_is_the_peak_an_independent_allocator_trace_sees(tmp_path):
     tiny = dict(TINY, num_hidden_layers=2)
     settings = profiling.ProfileSettings(config=tiny, repetitions=1, warmup=1, **TUNING)
     document = profiling.profile_model(settings, progress=False)
-    script = tmp_path / "independent_peak.py"
-    script.write_text(_INDEPENDENT_PEAK)
     for block in document["blocks"]:
-        argument = json.dumps([{**tiny, "pad_token_id": 1}, block["layer"],
-                               TUNING["batch_size"], TUNING["sequence_length"]])
-        run = subprocess.run([sys.executable, str(script), argument], capture_output=True,
-                             text=True, timeout=300, check=True)
-        independent = json.loads(run.stdout.strip().splitlines()[-1])
+        independent = _independent_step(tmp_path, tiny, [block["layer"]])["peak"]
         # Both see the same allocations; the trace also sees kernel scratch and a few small
         # bookkeeping tensors (a few hundred bytes here), hence 1 % and never more than 2 %
         # below. The saved-tensor count misses the forward's transient (13 % here).
         assert block["memory_bytes"] == pytest.approx(independent, rel=0.01)
         assert block["memory_bytes"] >= block["memory_saved_tensors_bytes"]
         assert independent > 1.05 * block["memory_saved_tensors_bytes"]
+
+
+def test_additive_model_predicts_independently_built_multi_block_steps(tmp_path, tiny_profile):
+    check = tiny_profile["additivity_check"]
+    # three layers: every set of two or three blocks, each once
+    assert sorted(sorted(entry["depths"]) for entry in check["sets"]) == [
+        [1, 2], [1, 2, 3], [1, 3], [2, 3]]
+    assert check["flops_exact"] and check["max_abs_flops_relative_error"] == 0
+    assert check["memory_within_tolerance"] and check["max_abs_memory_relative_error"] <= 0.02
+    blocks = tiny_profile["blocks"]
+    for block in blocks:  # measured, and what a shallower block adds is never free
+        assert block["extra_flops"] > 0 and block["extra_memory_bytes"] > 0
+    # the deepest block's figures come from its own measured reference step
+    assert tiny_profile["measurement"]["input_reference"] == "embeddings.LayerNorm"
+    # a model that carries adapters on layers 2 and 0 only, built by peft as a user would
+    independent = _independent_step(tmp_path, TINY, [2, 0])
+    flops, memory = profiling.additive_prediction(blocks, ["layer.2", "layer.0"])
+    assert flops == independent["flops"]
+    assert memory == pytest.approx(independent["peak"], rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["roberta-base", "roberta-large"])
+def test_bundled_tables_carry_the_checked_section_8_and_9_figures(name):
+    profile = load_profile(name)
+    config = profile.info["config"]
+    hidden_bytes = (config["batch_size"] * config["sequence_length"] * config["hidden_size"]
+                    * 4)
+    for block in profile.blocks:
+        assert block.extra_flops > 0 and block.extra_memory_bytes > 0
+        assert block.cut_bytes == hidden_bytes
+        assert block.split_device_flops + block.split_server_flops == block.flops
+    check = profile.info["additivity_check"]
+    assert len(check["sets"]) == 8 and check["flops_exact"]
+    assert check["memory_within_tolerance"]
+    for entry in check["sets"]:  # the recorded predictions are the model's, from the blocks
+        assert 2 <= len(entry["blocks"]) <= 4
+        blocks = [{"name": b.name, "depth": b.depth, "flops": b.flops,
+                   "memory_bytes": b.memory_bytes, "extra_flops": b.extra_flops,
+                   "extra_memory_bytes": b.extra_memory_bytes} for b in profile.blocks]
+        assert profiling.additive_prediction(blocks, entry["blocks"]) == (
+            entry["predicted_flops"], entry["predicted_memory_bytes"])
+    assert profile.info["split_check"]["max_abs_local_minus_split_flops"] == 0
+    assert profile.info["measurement"]["input_reference"] == "embeddings.LayerNorm"
+
+
+def test_additivity_sets_are_seeded_distinct_and_deepest_last():
+    sets = profiling.additivity_sets(12, seed=0)
+    assert sets == profiling.additivity_sets(12, seed=0) != profiling.additivity_sets(12, seed=1)
+    assert len(sets) == 8 and len({tuple(s) for s in sets}) == 8
+    assert all(2 <= len(s) <= 4 and s == sorted(s, reverse=True) for s in sets)
+    assert profiling.additivity_sets(2, seed=0) == [[1, 0]]
+    assert profiling.additivity_sets(1, seed=0) == []
+
+
+# The split step built independently: the server as a model of its own (the layers above the
+# cut and the head, fed a hidden state), its gradient computed before the trace starts; the
+# device as a model of the embeddings and the layers up to the cut, adapters on its last layer,
+# traced by torch.profiler's allocator events like _INDEPENDENT_PEAK.
+_INDEPENDENT_SPLIT = textwrap.dedent("""
+    import gc, json, sys, warnings
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoConfig, AutoModelForSequenceClassification, RobertaModel
+
+    warnings.simplefilter("ignore")
+    config, layers, batch, length = json.loads(sys.argv[1])
+    results = []
+    for layer in range(layers):
+        torch.manual_seed(0)
+        server = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(
+            "roberta", **{**config, "num_hidden_layers": layers - layer - 1}, num_labels=2))
+        server.requires_grad_(False)
+        server.train()
+        cut = torch.randn(batch, length, config["hidden_size"], requires_grad=True)
+        with FlopCounterMode(display=False) as server_count:
+            logits = server.classifier(server.roberta.encoder(cut).last_hidden_state)
+            torch.nn.functional.cross_entropy(logits, torch.randint(0, 2, (batch,))).backward()
+        gradient = cut.grad
+        del server, cut, logits
+        gc.collect()
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            base = RobertaModel(AutoConfig.for_model(
+                "roberta", **{**config, "num_hidden_layers": layer + 1}), add_pooling_layer=False)
+            base.requires_grad_(False)
+            device = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                     target_modules=["query", "value"],
+                                                     layers_to_transform=[layer]))
+            device.train()
+            optimizer = torch.optim.AdamW([p for p in device.parameters() if p.requires_grad])
+            inputs = {"input_ids": torch.randint(3, config["vocab_size"], (batch, length)),
+                      "attention_mask": torch.ones((batch, length), dtype=torch.long)}
+            labels = torch.randint(0, 2, (batch,))  # the device's data, sent to the server
+
+            def step():
+                optimizer.zero_grad(set_to_none=True)
+                hidden = device(**inputs).last_hidden_state
+                hidden.backward(gradient.clone())  # the received gradient, a buffer of its own
+                optimizer.step()
+                return hidden.numel() * hidden.element_size()
+
+            with FlopCounterMode(display=False) as device_count:
+                cut_bytes = step()
+            optimizer.zero_grad(set_to_none=True)
+            gc.collect()
+            with record_function("measured step"):
+                step()
+        events = prof.profiler.kineto_results.events()
+        window = next(e for e in events if e.name() == "measured step")
+        changes = sorted((e.start_ns(), e.nbytes()) for e in events
+                         if e.name() == "[memory]" and e.device_type() == DeviceType.CPU)
+        live = peak = 0
+        for when, change in changes:
+            live += change
+            if window.start_ns() <= when <= window.end_ns():
+                peak = max(peak, live)
+        results.append({"layer": layer, "device_flops": device_count.get_total_flops(),
+                        "server_flops": server_count.get_total_flops(),
+                        "cut_bytes": cut_bytes, "device_peak": peak})
+        del device, base, optimizer, inputs, labels, gradient, prof, events
+        gc.collect()
+    print(json.dumps(results))
+""")
+
+
+def test_split_figures_match_an_independently_built_two_piece_step(tmp_path, tiny_profile):
+    script = tmp_path / "independent_split.py"
+    script.write_text(_INDEPENDENT_SPLIT)
+    argument = json.dumps([{**TINY, "pad_token_id": 1}, TINY["num_hidden_layers"],
+                           TUNING["batch_size"], TUNING["sequence_length"]])
+    run = subprocess.run([sys.executable, str(script), argument], capture_output=True,
+                         text=True, timeout=300, check=True)
+    independent = {entry["layer"]: entry
+                   for entry in json.loads(run.stdout.strip().splitlines()[-1])}
+    hidden_bytes = TUNING["batch_size"] * TUNING["sequence_length"] * TINY["hidden_size"] * 4
+    for block in tiny_profile["blocks"]:
+        built = independent[block["layer"]]
+        assert block["split_device_flops"] == built["device_flops"]
+        assert block["split_server_flops"] == built["server_flops"]
+        assert block["cut_bytes"] == built["cut_bytes"] == hidden_bytes
+        assert block["split_memory_bytes"] == pytest.approx(built["device_peak"], rel=0.01)
+        # the device holds less than the whole local step: no layer above the cut, no head
+        assert block["split_memory_bytes"] < block["memory_bytes"]
+    # the two pieces run the same matrix products as the local step
+    check = tiny_profile["split_check"]
+    assert check["max_abs_local_minus_split_flops"] == 0
+    assert [entry["depth"] for entry in check["blocks"]] == [1, 2, 3]
+    # deeper cut: less on the device, more on the server
+    by_depth = sorted(tiny_profile["blocks"], key=lambda b: b["depth"])
+    for shallow, deep in zip(by_depth, by_depth[1:]):
+        assert deep["split_device_flops"] < shallow["split_device_flops"]
+        assert deep["split_server_flops"] > shallow["split_server_flops"]
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -316,6 +522,7 @@ def test_cpu_memory_is_the_peak_an_independent_allocator_trace_sees(tmp_path):
     (dict(threads=0), "--threads 0"),
     (dict(dtype="int8"), "--dtype int8: choose float32"),
     (dict(model="gpt-2"), "unknown model 'gpt-2'"),
+    (dict(timed="yes"), "timed 'yes': must be True or False"),
 ])
 def test_bad_settings_are_refused_with_the_option_named(monkeypatch, changes, message):
     def never(*args, **kwargs):

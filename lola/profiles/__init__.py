@@ -6,7 +6,11 @@ configuration, how the figures were obtained (``measurement.method``), and per b
 ``memory_bytes``; measured tables may add the timing spread (``latency_spread_s``,
 ``latency_min_s``, ``latency_max_s``, ``latency_iqr_s``, ``latency_samples_s``), the residual of
 the latency fit (``latency_fit_residual_s``) and the saved-tensor lower bound of the memory
-(``memory_saved_tensors_bytes``).
+(``memory_saved_tensors_bytes``). A block may also carry what it adds to a step that already
+reaches a deeper block (section 8: ``extra_flops`` = delta_n and ``extra_memory_bytes`` = mu_n,
+each >= 0, 0 when absent) and its split-mode costs (section 9: ``split_device_flops`` = F^dev_n,
+``split_server_flops`` = F^srv_n, ``split_memory_bytes`` = m^split_n and ``cut_bytes`` = A_n,
+each > 0, all four or none); the profiler measures all six.
 
 >>> profile = load_profile("roberta-base")
 >>> len(profile.blocks), profile.blocks[0].depth, profile.info["measurement"]["method"]
@@ -17,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scenario import Block, ScenarioError, _Checker, read_document
+from ..scenario import EXTRA_KEYS, SPLIT_KEYS, Block, ScenarioError, _Checker, \
+    block_model_keys, read_document
 
 __all__ = ["Profile", "load_profile", "bundled_profiles", "PROFILE_DIR"]
 
@@ -25,7 +30,7 @@ PROFILE_DIR = Path(__file__).resolve().parent
 _BLOCK_REQUIRED = ("name", "depth", "params", "flops", "memory_bytes")
 _BLOCK_OPTIONAL = ("layer", "latency_s", "latency_spread_s", "latency_min_s", "latency_max_s",
                    "latency_iqr_s", "latency_samples_s", "latency_fit_residual_s",
-                   "memory_saved_tensors_bytes")
+                   "memory_saved_tensors_bytes", *EXTRA_KEYS, *SPLIT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def load_profile(name: str, *, base_dir=None) -> Profile:
                             memory_bytes=check.positive(entry["memory_bytes"],
                                                         f"{here}.memory_bytes"),
                             params=check.positive(entry["params"], f"{here}.params"),
-                            depth=depth))
+                            depth=depth, **block_model_keys(check, entry, here)))
     depths = sorted(b.depth for b in blocks)
     if depths != list(range(1, len(blocks) + 1)):
         check.fail("blocks", f"depths must be 1..{len(blocks)} once each, got {depths}")
