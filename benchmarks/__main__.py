@@ -2,7 +2,7 @@
 [--executor local|dask] [--scheduler ADDRESS]`` (``make bench``).
 
 Runs every stage — CRUNCH scaling, JBBA scaling, exact JBBA at scale, JBBA quality, many rounds,
-the Pareto front of configurations, and the figures — writes CSV/JSON
+the Pareto front of configurations, several blocks per device, and the figures — writes CSV/JSON
 results and PNG figures into one folder, then ``report.md`` with the headline ratios. Each stage
 ends by writing ``stage-NAME.json`` (atomically, like every file here), so an interrupted run
 leaves no half-written file and a rerun resumes after the last finished stage (``--force``
@@ -26,11 +26,12 @@ from pathlib import Path
 from lola._io import atomic_write_text
 from lola.studies import EXECUTORS, ExecutorUnavailable, check_executor, open_executor
 
-from . import crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid, rounds
+from . import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid, rounds,
+               several_blocks)
 from .common import RESULTS
 
 STAGES = ("crunch_scaling", "jbba_scaling", "exact_scaling", "jbba_quality", "rounds",
-          "pareto_grid", "figures")
+          "pareto_grid", "several_blocks", "figures")
 
 
 def figures_stage(out_dir: Path, quick: bool, jobs: int, executor=None) -> dict:
@@ -97,13 +98,14 @@ def _report(out_dir: Path, summaries: dict, quick: bool) -> Path:
     headlines = {"crunch_scaling": crunch_scaling.headline, "jbba_scaling": jbba_scaling.headline,
                  "exact_scaling": exact_scaling.headline, "jbba_quality": jbba_quality.headline,
                  "rounds": rounds.headline, "pareto_grid": pareto_grid.headline,
-                 "figures": figures_headline}
+                 "several_blocks": several_blocks.headline, "figures": figures_headline}
     titles = {"crunch_scaling": "CRUNCH scaling (problem P1)",
               "jbba_scaling": "JBBA scaling (problem P2)",
               "exact_scaling": "Exact JBBA at scale (10^4 to 10^6 devices)",
               "rounds": "Many rounds: re-allocation against a static allocation",
               "pareto_grid": "The Pareto front of fine-tuning configurations",
               "jbba_quality": "JBBA quality: dual ascent against the exact optimum",
+              "several_blocks": "Several blocks per device: exact methods, MILP and packing",
               "figures": "Figures"}
     for stage in STAGES:
         lines += [f"## {titles[stage]}", ""]
@@ -158,6 +160,7 @@ def _run_stages(out_dir: Path, args, executor) -> None:
                "exact_scaling": lambda: exact_scaling.run(out_dir, args.quick),
                "rounds": lambda: rounds.run(out_dir, args.quick),
                "pareto_grid": lambda: pareto_grid.run(out_dir, args.quick),
+               "several_blocks": lambda: several_blocks.run(out_dir, args.quick),
                "jbba_quality": lambda: jbba_quality.run(out_dir, args.quick, jobs=args.jobs,
                                                         executor=executor()),
                "figures": lambda: figures_stage(out_dir, args.quick, args.jobs,

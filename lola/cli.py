@@ -30,7 +30,7 @@ GENERATOR_NOISE_FIGURE_DB, GENERATOR_MAX_SPECTRAL_EFFICIENCY = 5.0, 7.4063
 # The kinds of ``lola plot`` (lola.plots.FIGURE_KINDS, checked equal by the tests; listed here so
 # that building the parser does not import matplotlib).
 FIGURE_KINDS = ("profile", "devices", "bandwidth", "memory", "convergence", "allocation",
-                "solver-time", "energy")
+                "solver-time", "energy", "several-blocks", "cooperation", "ledger")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +49,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
+
+    def _split_lines(self, text, width):
+        # never between "roberta-" and "base": names and values stay whole on one line
+        import textwrap
+
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width,
+                             break_on_hyphens=False)
 
 
 def _seconds(text: str) -> float:
@@ -121,7 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
                   "local,split (split: the server runs the layers above the device's block; "
                   f"needs the blocks' split keys, downlink_bps and server.flops_per_s; methods "
                   f"that choose modes: {choosers})")
-    solve.add_argument("--modes", type=_modes, default=("local",), metavar="MODES",
+    solve.add_argument("--modes", type=_modes, default="local", metavar="MODES",
                        help=modes_help)
 
     compare = command("compare", help="run every applicable method and compare",
@@ -144,7 +151,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          "a method that hits it reports feasible with its engine's bound")
     compare.add_argument("--max-blocks", type=_positive_int, default=1, metavar="M",
                          help=max_blocks_help + "; the others are listed as skipped")
-    compare.add_argument("--modes", type=_modes, default=("local",), metavar="MODES",
+    compare.add_argument("--modes", type=_modes, default="local", metavar="MODES",
                          help=modes_help + "; the others are listed as skipped")
 
     profile = command(
@@ -210,7 +217,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "plot", help="draw a figure (PNG, PDF or SVG)",
         description="Draw one of the figures: profile (costs versus depth), devices, bandwidth, "
         "memory (round latency sweeps over generated scenarios), convergence (dual ascent), "
-        "allocation (who trains what), solver-time (log-log timing).")
+        "allocation (who trains what), solver-time (log-log timing), energy (latency against "
+        "an energy budget), several-blocks (optimal latency against K, one block per device "
+        "or several), cooperation (fastest of local, split and centralized over server "
+        "throughput and uplink bandwidth), ledger (bytes per link and round).")
     plot.add_argument("kind", choices=FIGURE_KINDS, help="which figure")
     plot.add_argument("scenario", nargs="?", help="scenario file for allocation and convergence "
                       "(default: the bundled default scenario)")
@@ -232,7 +242,14 @@ def _build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed",
                       help="uplink rate model of the generated scenarios")
     plot.add_argument("--profiles", default="roberta-base,roberta-large",
-                      help="comma-separated profiles (names or files) for 'profile'")
+                      help="comma-separated profiles (names or files) of the profile and "
+                      "several-blocks figures")
+    plot.add_argument("--max-blocks", type=_positive_int, default=1, metavar="M",
+                      help="most blocks per device for allocation and ledger (several-blocks: "
+                      "the several-blocks curve's cap, default 4)")
+    plot.add_argument("--modes", type=_modes, default="local", metavar="MODES",
+                      help="execution modes for allocation and ledger: local, split or "
+                      "local,split")
 
     from .studies import ledger, pareto, rounds
 
@@ -501,8 +518,32 @@ def _figure(args, kind, names, numbers):
             raise _UsageError(f"lola plot convergence: --method {method}: only dual-ascent has "
                               "an iteration history to draw")
         figure = plots.plot_convergence(api.solve(scenario, problem="jbba", method=method))
+    elif kind == "several-blocks":
+        from .studies.blocks import latency_vs_devices
+
+        counts = [int(v) for v in numbers(args.values)] if args.values else None
+        cap = args.max_blocks if args.max_blocks > 1 else 4
+        rows = [row for profile in names(args.profiles) for row in latency_vs_devices(
+            profile, counts, max_blocks=cap, problem=args.problem, rate_model=args.rate_model)]
+        figure = plots.plot_devices_sweep(rows)
+    elif kind == "cooperation":
+        from .studies.cooperation import DEFAULT_MIXES, cooperation_map
+
+        rows = cooperation_map(profile=names(args.profiles)[0], mixes=DEFAULT_MIXES,
+                               seeds=range(args.seeds), n_devices=args.devices)
+        figure = plots.plot_cooperation(rows)
+    elif kind == "ledger":
+        from .studies.ledger import traffic_ledger
+
+        try:
+            ledger = traffic_ledger(scenario, problem=args.problem, method=args.method,
+                                    max_blocks=args.max_blocks, modes=args.modes)
+        except ValueError as err:
+            raise _UsageError(f"lola plot ledger: {err}") from None
+        figure = plots.plot_ledger(ledger)
     elif kind == "allocation":
-        result = api.solve(scenario, problem=args.problem, method=args.method)
+        result = api.solve(scenario, problem=args.problem, method=args.method,
+                           max_blocks=args.max_blocks, modes=args.modes)
         if result.round_latency_s is None:
             print(f"lola: nothing to draw: {result.message}", file=sys.stderr)
             return None

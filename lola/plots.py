@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 import solvers
 
@@ -34,7 +35,7 @@ from .sweeps import summarise
 
 __all__ = ["method_colour", "method_marker", "plot_profile", "plot_sweep", "plot_convergence",
            "plot_allocation", "plot_solver_time", "save", "FIGURE_KINDS", "INFEASIBLE_TEXT",
-           "plot_energy_budget"]
+           "plot_energy_budget", "plot_devices_sweep", "plot_cooperation", "plot_ledger"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"]
@@ -45,7 +46,7 @@ _MARKERS = {"crunch": "^", "bottleneck": "o", "exact": "^", "dual-ascent": "o", 
             "centralized": "h"}
 _FALLBACK_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p"]
 FIGURE_KINDS = ("profile", "devices", "bandwidth", "memory", "convergence", "allocation",
-                "solver-time", "energy")
+                "solver-time", "energy", "several-blocks", "cooperation", "ledger")
 INFEASIBLE_TEXT = "no feasible allocation at any point"
 
 # Text sizes (points): labels and ticks at matplotlib's 10 pt default, nothing below 9 pt.
@@ -349,10 +350,22 @@ def _block_label(blocks) -> str:
     return f"{blocks[0]} … {blocks[-1]} ({len(blocks)})"
 
 
+# Colours of the parts of a bar in the allocation figure.
+_COMPUTE, _UPLOAD, _SERVER, _DOWNLINK = "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"
+_SPLIT_HATCH = "//"
+
+
 def plot_allocation(result) -> Figure:
     """Figure 6: per device with a block, stacked compute and upload time, its blocks and
     bandwidth, and the round latency as a line. Devices are ordered by the depth of their
-    deepest block (1 = next to the output), then devices that only upload, longest first."""
+    deepest block (1 = next to the output), then devices that only upload, longest first.
+
+    A device that trains several blocks (section 8) runs one step for all of them: its bar
+    spans one slot per block, divided by thin lines, under a bracket that names its blocks and
+    their number. A device in split mode (section 9) is hatched, and its bar adds the server's
+    part (``server_s``) and the downlink (``downlink_s``) between its own compute and its
+    uploads, so that every bar is the device's whole latency.
+    """
     if result.round_latency_s is None:
         raise ValueError("an infeasible result has no allocation to draw")
     # result.assignment lists the blocks in depth order, depth 1 first
@@ -364,49 +377,109 @@ def plot_allocation(result) -> Figure:
     devices = busy + uploading
     compute = np.array([d.compute_s for d in devices])
     upload = np.array([d.upload_s for d in devices])
-    labels = [(_block_label(d.blocks) or "upload only", f"{d.bandwidth_hz / 1e6:.3g} MHz")
-              for d in devices]
+    split = np.array([getattr(d, "mode", None) == "split" for d in devices], dtype=bool)
+    server = np.array([(d.server_s or 0.0) if s else 0.0 for d, s in zip(devices, split)])
+    downlink = np.array([(d.downlink_s or 0.0) if s else 0.0 for d, s in zip(devices, split)])
+    count = np.array([max(len(d.blocks), 1) for d in devices])
+    grouped = bool((count > 1).any())
+
+    def block_text(d, s):
+        if not d.blocks:
+            return "upload only"
+        return _block_label(d.blocks) + (" (split)" if s else "")
+
+    labels = [(block_text(d, s), f"{d.bandwidth_hz / 1e6:.3g} MHz")
+              for d, s in zip(devices, split)]
+    # One slot per block: a device's bar spans its slots, centred on them.
+    first = np.concatenate([[0], np.cumsum(count)[:-1]]) if len(devices) else np.zeros(0)
+    x = first + (count - 1) / 2
+    slots = int(count.sum())
     # a label's width, at about 0.6 em per character, decides how much room a bar needs
-    label_in = max(len(part) for pair in labels for part in pair) * 0.6 * _ANNOTATION_PT / 72
-    width_in = min(16.0, max(6.5, (label_in + 0.15) * len(devices) + 1.5))
+    label_in = np.array([max(len(part) for part in pair) * 0.6 * _ANNOTATION_PT / 72
+                         for pair in labels]) if labels else np.zeros(0)
+    # slots are equally wide, so the device whose label is widest for its slots sets the width
+    per_slot = float(((label_in + 0.15) / count).max()) if len(labels) else 0.0
+    width_in = min(16.0, max(6.5, per_slot * slots + 1.5))
     # labels that would not fit side by side are turned upright
-    upright = (width_in - 1.2) / max(len(devices), 1) < label_in + 0.1
+    upright = bool(((width_in - 1.2) / max(slots, 1) * count < label_in + 0.1).any())
     figure = plt.figure(figsize=(width_in, 5.4), layout="constrained")
     ax = figure.subplots()
-    x = np.arange(len(devices))
-    ax.bar(x, compute, color="#1f77b4", label="compute" if compute.any() else "_nolegend_")
-    ax.bar(x, upload, bottom=compute, color="#ff7f0e", label="upload")
+    width = count - 0.2
+    hatch = [_SPLIT_HATCH if s else None for s in split]
+    ax.bar(x, compute, width=width, color=_COMPUTE, hatch=hatch, edgecolor="white", lw=0,
+           label="compute (device)" if split.any() else
+           ("compute" if compute.any() else "_nolegend_"))
+    ax.bar(x, upload, width=width, bottom=compute + server + downlink, color=_UPLOAD,
+           hatch=hatch, edgecolor="white", lw=0, label="upload")
+    if split.any():  # the server's part and the downlink come between compute and upload
+        ax.bar(x[split], server[split], width=width[split], bottom=compute[split],
+               color=_SERVER, hatch=_SPLIT_HATCH, edgecolor="white", lw=0,
+               label="server compute (split)")
+        ax.bar(x[split], downlink[split], width=width[split],
+               bottom=(compute + server)[split], color=_DOWNLINK, hatch=_SPLIT_HATCH,
+               edgecolor="white", lw=0, label="downlink (split)")
+    total = compute + server + downlink + upload
     ax.axhline(result.round_latency_s, color="#d62728", ls="--",
                label=f"round latency {result.round_latency_s:.3g} s")
     server_s = result.extras.get("server_compute_s") if not busy else None
     if server_s is not None:  # centralized: the server trains every block after the uploads
         slowest = float(upload.max()) if len(upload) else 0.0
-        ax.bar([len(devices)], [server_s], bottom=[slowest], color="#2ca02c",
+        ax.bar([slots], [server_s], bottom=[slowest], color=_SERVER,
                label="server compute (after the slowest upload)")
-        ax.annotate(f"all {len(result.assignment)} blocks", (len(devices), slowest + server_s),
+        ax.annotate(f"all {len(result.assignment)} blocks", (slots, slowest + server_s),
                     textcoords="offset points", xytext=(0, 4), ha="center", va="bottom",
                     fontsize=_ANNOTATION_PT)
+    bracket = 0.0
+    if grouped:
+        # The slots of a device's blocks: thin dividers inside the bar (one step for all of
+        # them), a bracket over the bar, and the number of blocks on the bar.
+        bracket = 0.04 * result.round_latency_s
+        for i in np.flatnonzero(count > 1):
+            left, right = first[i] - 0.4, first[i] + count[i] - 0.6
+            ax.vlines(first[i] + 0.5 + np.arange(count[i] - 1), 0, total[i], colors="white",
+                      lw=1.0, zorder=3)
+            top = total[i] + 0.3 * bracket
+            ax.plot([left, left, right, right], [top, top + bracket, top + bracket, top],
+                    color="#333333", lw=1.0, zorder=3)
+            # the count goes on the taller of the bar's two parts, where it has room
+            bottom, height, colour = max((0.0, compute[i], _COMPUTE),
+                                         (total[i] - upload[i], upload[i], _UPLOAD),
+                                         key=lambda part: part[1])
+            if height > 0.12 * result.round_latency_s:
+                ax.text(x[i], bottom + height / 2, f"{count[i]}\nblocks", ha="center",
+                        va="center", color="white", fontsize=_ANNOTATION_PT, fontweight="bold",
+                        zorder=4, bbox=dict(facecolor=colour, edgecolor="none", pad=1.5))
     for i, (blocks, bandwidth) in enumerate(labels):
         separator = "  " if upright else "\n"
+        lift = 1.3 * bracket if count[i] > 1 else 0.0
         ax.annotate(f"{blocks}{separator}{bandwidth}",
-                    (i, compute[i] + upload[i]), textcoords="offset points", xytext=(0, 4),
+                    (x[i], total[i] + lift), textcoords="offset points", xytext=(0, 4),
                     ha="center", va="bottom", fontsize=_ANNOTATION_PT,
                     rotation=90 if upright else 0)
     names = [d.name for d in devices] + (["server"] if server_s is not None else [])
-    ax.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_xlim(-0.6, len(names) - 0.4)
+    ticks = list(x) + ([slots] if server_s is not None else [])
+    ax.set_xticks(ticks, names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.6, slots + (1 if server_s is not None else 0) - 0.4)
     if busy:
         xlabel = ("device, ordered by block depth (depth 1, next to the output, on the left); "
                   "above each bar: its block and bandwidth")
+        if grouped:
+            xlabel = ("device, ordered by its deepest block's depth (depth 1 on the left); a "
+                      "bar spans one slot per block it trains;\nabove each bar: its blocks "
+                      "(shallowest … deepest (number)) and bandwidth")
     else:
         xlabel = ("device, ordered by upload time; above each bar: its bandwidth; then the "
                   "server" if server_s is not None else
                   "device, ordered by upload time; above each bar: its bandwidth")
     ax.set(xlabel=xlabel, ylabel="time (s)")
-    ax.set_ylim(0, result.round_latency_s * (1.55 if upright else 1.3))
+    ax.set_ylim(0, result.round_latency_s * (1.55 if upright else 1.3) + 1.3 * bracket)
     figure.suptitle(f"{result.method} allocation on {result.scenario} ({result.problem})")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=_LEGEND_PT,
-              frameon=False)
+    handles, _ = ax.get_legend_handles_labels()
+    if split.any():
+        handles.append(Patch(facecolor="white", edgecolor="#555555", hatch=_SPLIT_HATCH,
+                             label="split mode (hatched)"))
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              ncol=3, fontsize=_LEGEND_PT, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return figure
 
@@ -495,4 +568,193 @@ def plot_energy_budget(rows) -> Figure:
         labels.append("infeasible (open marker on the axis)")
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
               fontsize=_LEGEND_PT)
+    return figure
+
+
+# The curves of plot_devices_sweep, in increasing cap: one block per device first.
+_CAP_STYLES = [("#1f77b4", "o"), ("#d62728", "s"), ("#2ca02c", "^"), ("#9467bd", "D")]
+
+
+def plot_devices_sweep(rows) -> Figure:
+    """Optimal round latency versus the number of devices K, one block per device against up
+    to M blocks per device (section 8), one panel per profile.
+
+    ``rows``: dicts with ``profile``, ``blocks`` (N), ``devices`` (K), ``max_blocks``,
+    ``status``, ``round_latency_s``, and for points not proven optimal ``method`` and
+    ``lower_bound_s``, as :func:`lola.studies.blocks.latency_vs_devices` returns them. Proven
+    optima are filled markers on solid lines; a point that is only feasible (the exact method
+    does not scale to its K) is an open marker on a dotted line, with a bar down to its proven
+    lower bound, so that the optimum lies on the bar; an infeasible point is a × on the lower
+    edge. The dashed vertical line is K = N, the fewest devices that one block per device
+    needs. Rows with several caps M > 1 give one curve each.
+    """
+    if not rows:
+        raise ValueError("no rows to draw")
+    profiles = list(dict.fromkeys(r["profile"] for r in rows))
+    figure = plt.figure(figsize=(6.2 * len(profiles), 5.0), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(profiles)))
+    handles = {}
+    caps_all = sorted({int(r["max_blocks"]) for r in rows})
+    for ax, profile in zip(axes, profiles):
+        mine = [r for r in rows if r["profile"] == profile]
+        caps = sorted({int(r["max_blocks"]) for r in mine})
+        n_blocks = mine[0].get("blocks")
+        counts = sorted({int(r["devices"]) for r in mine})
+        for cap in caps:
+            colour, marker = _CAP_STYLES[caps_all.index(cap) % len(_CAP_STYLES)]
+            name = ("one block per device" if cap == 1
+                    else f"up to {cap} blocks per device")
+            curve = sorted((r for r in mine if int(r["max_blocks"]) == cap),
+                           key=lambda r: r["devices"])
+            solved = [r for r in curve if r["round_latency_s"] is not None
+                      and r["status"] in ("optimal", "feasible")]
+            proven = [r for r in solved if r["status"] == "optimal"]
+            unproven = [r for r in solved if r["status"] != "optimal"]
+            if solved:  # one line through every solved point: dotted where not proven
+                ax.plot([r["devices"] for r in solved], [r["round_latency_s"] for r in solved],
+                        color=colour, lw=1.0, ls=":", zorder=2)
+            # solid between consecutive proven points
+            for a, b in zip(solved, solved[1:]):
+                if a["status"] == b["status"] == "optimal":
+                    ax.plot([a["devices"], b["devices"]],
+                            [a["round_latency_s"], b["round_latency_s"]], color=colour, lw=2.0,
+                            zorder=3)
+            if proven:
+                ax.plot([r["devices"] for r in proven], [r["round_latency_s"] for r in proven],
+                        ls="none", marker=marker, markersize=6, color=colour, zorder=4,
+                        label=f"{name} (optimal)")
+                handles.setdefault(name, Line2D([], [], color=colour, marker=marker, lw=2.0,
+                                                markersize=6, label=f"{name}, optimal"))
+            if unproven:
+                ax.plot([r["devices"] for r in unproven],
+                        [r["round_latency_s"] for r in unproven], ls="none", marker=marker,
+                        markersize=6, color=colour, markerfacecolor="white",
+                        markeredgecolor=colour, zorder=4, label=f"{name} (not proven)")
+                bounds = [(r["devices"], r["lower_bound_s"], r["round_latency_s"])
+                          for r in unproven if r.get("lower_bound_s")]
+                if bounds:
+                    ax.vlines([b[0] for b in bounds], [b[1] for b in bounds],
+                              [b[2] for b in bounds], colors=colour, lw=1.0, alpha=0.6,
+                              zorder=2)
+                methods = ", ".join(sorted({str(r.get("method")) for r in unproven}))
+                handles.setdefault(f"{name} unproven", Line2D(
+                    [], [], color=colour, marker=marker, ls=":", lw=1.0,
+                    markerfacecolor="white", markersize=6,
+                    label=f"{name}, {methods}: not proven optimal (bar: down to its "
+                    "proven lower bound)"))
+            infeasible = [r["devices"] for r in curve if r["status"] == "infeasible"]
+            if infeasible:
+                # the two curves' crosses side by side, so that both stay visible
+                shift = 0.03 * caps_all.index(cap)
+                ax.plot(infeasible, [0.025 + shift] * len(infeasible), ls="none", marker="x",
+                        markersize=7, mew=1.8, color=colour, clip_on=False, zorder=5,
+                        transform=ax.get_xaxis_transform())
+                handles.setdefault(f"{name} infeasible", Line2D(
+                    [], [], ls="none", marker="x", markersize=7, mew=1.8, color=colour,
+                    label=f"{name}: infeasible (× on the lower edge)"))
+        if n_blocks and counts[0] <= n_blocks <= counts[-1]:
+            ax.axvline(n_blocks, color="#555555", ls="--", lw=1.0, zorder=1)
+            ax.annotate(f"K = N = {n_blocks}", (n_blocks, 1.0), xycoords=(
+                "data", "axes fraction"), xytext=(4, -4), textcoords="offset points",
+                        ha="left", va="top", fontsize=_ANNOTATION_PT, color="#555555")
+        if not any(r["round_latency_s"] is not None for r in mine):
+            ax.text(0.5, 0.5, INFEASIBLE_TEXT, transform=ax.transAxes, ha="center",
+                    va="center", fontsize=_ANNOTATION_PT + 1)
+        else:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+            _plain_ticks(ax.yaxis)
+        name = Path(profile).stem if str(profile).endswith(".json") else profile
+        ax.set(xlabel="number of devices K", ylabel="round latency (s)",
+               title=f"{name}: N = {n_blocks} blocks" if n_blocks else name)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3, which="major")
+    problems = sorted({r.get("problem", "") for r in rows} - {""})
+    figure.suptitle("optimal round latency versus the number of devices"
+                    + (f" ({', '.join(problems)})" if problems else ""))
+    figure.legend(handles=list(handles.values()), loc="outside lower center", ncol=2,
+                  fontsize=_LEGEND_PT, frameon=False)
+    return figure
+
+
+_WINNER_COLOURS = {"local": "#4c72b0", "split": "#dd8452", "centralized": "#8c8c8c"}
+
+
+def plot_cooperation(rows) -> Figure:
+    """Which is fastest, DEFT with local steps, DEFT with split mode allowed, or centralized
+    training, over the edge server's throughput and the uplink bandwidth: one panel per device
+    class mix.
+
+    ``rows``: :func:`lola.studies.cooperation.cooperation_map`'s. Each cell is coloured by the
+    winner on most seeds and labelled with the winner's median round latency over the best
+    DEFT latency (local or split) for centralized cells, or over centralized's for DEFT cells.
+    """
+    mixes = list(dict.fromkeys(r["mix"] for r in rows))
+    servers = sorted({float(r["server_flops_per_s"]) for r in rows})
+    bands = sorted({float(r["bandwidth_hz"]) for r in rows})
+    figure = plt.figure(figsize=(4.6 * len(mixes) + 0.4, 4.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(mixes), sharey=True, squeeze=False)[0])
+    for ax, mix in zip(axes, mixes):
+        for i, server in enumerate(servers):
+            for j, band in enumerate(bands):
+                here = [r for r in rows if r["mix"] == mix and r["bandwidth_hz"] == band
+                        and r["server_flops_per_s"] == server and r["best"] is not None]
+                if not here:
+                    continue
+                votes = [r["best"] for r in here]
+                winner = max(_WINNER_COLOURS, key=votes.count)
+                deft = [min(v for v in (r["local_s"], r["split_s"]) if v is not None)
+                        for r in here]
+                central = [r["centralized_s"] for r in here]
+                if winner == "centralized":
+                    ratio = np.median([c / d for c, d in zip(central, deft) if c is not None])
+                else:
+                    ratio = np.median([d / c for c, d in zip(central, deft) if c is not None])
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1,
+                                           color=_WINNER_COLOURS[winner], alpha=0.85))
+                ax.text(j, i, f"{ratio:.2f}", ha="center", va="center",
+                        fontsize=_ANNOTATION_PT, color="white")
+        ax.set_xlim(-0.5, len(bands) - 0.5)
+        ax.set_ylim(-0.5, len(servers) - 0.5)
+        ax.set_xticks(range(len(bands)), [f"{b / 1e6:g}" for b in bands])
+        ax.set_yticks(range(len(servers)), [f"{s / 1e12:g}" for s in servers])
+        ax.set_xlabel("uplink bandwidth B (MHz)")
+        ax.set_title(f"devices: {mix}")
+    axes[0].set_ylabel("edge server throughput (TFLOP/s)")
+    handles = [Patch(color=colour, label=name) for name, colour in _WINNER_COLOURS.items()]
+    figure.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=_LEGEND_PT)
+    figure.suptitle("fastest round: DEFT local, DEFT with split mode, or centralized "
+                    "(label: winner's latency / the other's)")
+    return figure
+
+
+def plot_ledger(ledger) -> Figure:
+    """Bytes per round on each device's links (stacked: gradients up, cut activations up, cut
+    gradients down, adapters down) for a :class:`lola.studies.ledger.Ledger`, with the
+    centralized reference's total as a line."""
+    devices = ledger.per_round["devices"]
+    names = list(devices)
+    parts = [("gradients_up", "gradients up", "#4c72b0"),
+             ("cut_activations_up", "cut activations up", "#dd8452"),
+             ("cut_gradients_down", "cut gradients down", "#c44e52"),
+             ("adapters_down", "adapters down", "#55a868")]
+    figure = plt.figure(figsize=(max(6.0, 0.45 * len(names) + 2.5), 4.8), layout="constrained")
+    ax = figure.subplots()
+    bottom = np.zeros(len(names))
+    for key, label, colour in parts:
+        values = np.array([devices[name][key] for name in names], dtype=float) / 1e6
+        if values.any():
+            ax.bar(range(len(names)), values, bottom=bottom, color=colour, label=label)
+        bottom += values
+    if ledger.centralized_total is not None:
+        per_round = ledger.centralized_total["total_bytes"] / ledger.rounds / 1e6
+        ax.axhline(per_round, color="black", ls="--",
+                   label=f"centralized, all devices together ({per_round:.3g} MB)")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_ylabel("MB per round")
+    ratio = ("" if ledger.ratio_to_centralized is None
+             else f"; {ledger.ratio_to_centralized:.3g} x centralized's bytes")
+    ax.set_title(f"{ledger.method} on {ledger.scenario}: "
+                 f"{ledger.per_round['total_bytes'] / 1e6:.3g} MB per round{ratio}")
+    ax.legend(fontsize=_LEGEND_PT)
     return figure

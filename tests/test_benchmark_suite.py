@@ -4,7 +4,7 @@ import json
 
 import benchmarks.__main__ as suite
 from benchmarks import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid,
-                        rounds)
+                        rounds, several_blocks)
 
 CRUNCH = {"milp_over_crunch_K100": 6000.0, "bottleneck_over_crunch_K100": 40.0,
           "bottleneck_over_crunch_K3000_N300": 500.0, "crunch_largest_K": 10**6,
@@ -26,6 +26,15 @@ PARETO = {"grids": {"roberta-base": {
     "configurations": 72, "devices": 20, "seconds": 0.2, "target_s": 5, "front_points": 17,
     "grid_dominated_picks": 7, "grid_picks": 15, "grid_front_missed": 9,
     "knee": {"layers": 6, "rank": 32, "round_latency_s": 0.5}}}}
+GAP = {"count": 3, "median": 0.004, "max": 0.02}
+SEVERAL = {"p1_milp_over_crunch": {"median": 1500.0, "min": 900.0, "instances": 5},
+           "p1_agree": True, "p2_exact_s": {"median": 0.2, "max": 0.4},
+           "p2_checks": [{"seed": 0, "milp_status": "feasible", "agree": True,
+                          "gap_to_milp": 0.0}], "p2_milp_time_limit_s": 60.0,
+           "packing_K32_N96": {"drawn": {"median_s": 0.04, "max_s": 0.05, "infeasible": 0,
+                                         "instances": 10, "gap_to_own_bound": GAP}},
+           "packing_to_exact": {"drawn K=12 N=48": {"gap": GAP, "packing_infeasible": 0,
+                                                    "exact_median_s": 1.0}}, "rows": []}
 FIGURES = {"figures": ["a.png"], "seeds": 2, "dual_ascent_reduction_K20": {"random": 0.5}}
 
 
@@ -44,9 +53,11 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(exact_scaling, "run", stub("exact", EXACT))
     monkeypatch.setattr(rounds, "run", stub("rounds", ROUNDS))
     monkeypatch.setattr(pareto_grid, "run", stub("pareto", PARETO))
+    monkeypatch.setattr(several_blocks, "run", stub("several", SEVERAL))
     monkeypatch.setattr(suite, "figures_stage", stub("figures", FIGURES))
     suite.main(["--out", str(tmp_path), "--quick"])
-    assert calls == ["crunch", "scaling", "exact", "quality", "rounds", "pareto", "figures"]
+    assert calls == ["crunch", "scaling", "exact", "quality", "rounds", "pareto", "several",
+                     "figures"]
     for stage in suite.STAGES:
         assert json.loads((tmp_path / f"stage-{stage}.json").read_text())
     report = (tmp_path / "report.md").read_text()
@@ -54,12 +65,14 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     assert "150x (target >= 20x)" in report and "costs 7.0 % more total time" in report
     assert "7 of 15 dominated" in report
     assert "dual ascent's mean round latency is 50.0 % below random's" in report
+    assert "crunch is 1500x faster than milp" in report
+    assert "packing / exact - 1, memory drawn K=12 N=48: median 0.40 %, max 2.00 %" in report
 
     (tmp_path / "stage-figures.json").unlink()  # as if interrupted during the last stage
     suite.main(["--out", str(tmp_path)])
-    assert calls[7:] == ["figures"]
+    assert calls[8:] == ["figures"]
     assert "finished earlier" in capsys.readouterr().out
     suite.main(["--out", str(tmp_path), "--force"])
-    assert calls[8:] == ["crunch", "scaling", "exact", "quality", "rounds", "pareto",
-                         "figures"]
+    assert calls[9:] == ["crunch", "scaling", "exact", "quality", "rounds", "pareto",
+                         "several", "figures"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]

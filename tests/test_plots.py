@@ -347,3 +347,280 @@ def test_centralized_allocation_shows_the_server_compute():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "compute" not in labels and any("server compute" in t for t in labels)
     plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several blocks per device and split mode in the allocation figure; latency versus K
+
+
+def _uniform_blocks(n, *, extra_flops=3e9, extra_memory=5e7):
+    """Per-layer blocks: equal payloads and extras, costs growing with depth (the case the
+    exact several-blocks methods solve combinatorially)."""
+    return [{"name": f"layer.{n - 1 - i}", "flops": 4e11 + 3e10 * i,
+             "memory_bytes": 7e8 + 1e8 * i, "params": 24576, "extra_flops": extra_flops,
+             "extra_memory_bytes": extra_memory} for i in range(n)]
+
+
+SEVERAL = {"name": "several", "model": {"blocks": _uniform_blocks(8)},
+           "devices": [{"name": "laptop", "flops_per_s": 3.0e12, "memory_bytes": 6e9,
+                        "spectral_efficiency": 5.0},
+                       {"name": "tablet", "flops_per_s": 1.2e12, "memory_bytes": 4e9,
+                        "spectral_efficiency": 6.0},
+                       {"name": "phone", "flops_per_s": 0.9e12, "memory_bytes": 3e9,
+                        "spectral_efficiency": 7.0}],
+           "channel": {"total_bandwidth_hz": 2e7, "rate_model": "fixed"}}
+
+SPLIT = {"name": "split-demo", "model": {"blocks": [
+    {"name": "top", "flops": 1.0e11, "memory_bytes": 1.0e9, "params": 1.0e5,
+     "split_device_flops": 9.0e10, "split_server_flops": 2.0e10, "split_memory_bytes": 9.0e8,
+     "cut_bytes": 1.0e5},
+    {"name": "middle", "flops": 2.0e11, "memory_bytes": 2.0e9, "params": 1.0e5,
+     "split_device_flops": 6.0e10, "split_server_flops": 1.4e11, "split_memory_bytes": 7.0e8,
+     "cut_bytes": 1.0e5},
+    {"name": "bottom", "flops": 3.0e11, "memory_bytes": 3.0e9, "params": 1.0e5,
+     "split_device_flops": 3.0e10, "split_server_flops": 2.7e11, "split_memory_bytes": 5.0e8,
+     "cut_bytes": 1.0e5}]},
+    "devices": [{"name": "phone", "flops_per_s": 2.0e10, "memory_bytes": 1.5e9,
+                 "spectral_efficiency": 5.0, "downlink_bps": 1.0e8},
+                {"name": "laptop", "flops_per_s": 2.0e11, "memory_bytes": 8.0e9,
+                 "spectral_efficiency": 3.0},
+                {"name": "jetson", "flops_per_s": 1.0e11, "memory_bytes": 4.0e9,
+                 "spectral_efficiency": 6.0, "downlink_bps": 5.0e7}],
+    "channel": {"total_bandwidth_hz": 1.0e7, "rate_model": "fixed"},
+    "server": {"flops_per_s": 1.0e13}}
+
+
+def _bars(ax):
+    return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def _stacks(ax):
+    """Each bar's x centre -> (width, summed height, top, hatches), over all its segments."""
+    stacks = {}
+    for bar in _bars(ax):
+        centre = round(bar.get_x() + bar.get_width() / 2, 9)
+        width, height, top, hatches = stacks.get(centre, (bar.get_width(), 0.0, 0.0, set()))
+        stacks[centre] = (width, height + bar.get_height(),
+                          max(top, bar.get_y() + bar.get_height()),
+                          hatches | {bar.get_hatch()})
+    return dict(sorted(stacks.items()))
+
+
+@pytest.mark.parametrize("problem", ["jbba", "matching"])
+def test_allocation_shows_each_devices_blocks_as_one_group(problem):
+    result = lola.solve(SEVERAL, problem=problem, max_blocks=4)
+    busy = [d for d in result.devices if d.blocks]
+    assert any(len(d.blocks) > 1 for d in busy)  # the figure has groups to draw
+    figure = plots.plot_allocation(result)
+    ax = figure.axes[0]
+    depth = {pair["block"]: i + 1 for i, pair in enumerate(result.assignment)}
+    ordered = sorted(busy, key=lambda d: depth[d.blocks[-1]])
+    names = [label.get_text() for label in ax.get_xticklabels()]
+    assert names == [d.name for d in ordered]
+    stacks = _stacks(ax)
+    assert len(stacks) == len(ordered)
+    slot = 0
+    for (centre, (width, height, top, _)), device in zip(stacks.items(), ordered):
+        n = len(device.blocks)
+        # one slot per block, the bar centred on its slots and as tall as the device's latency
+        assert width == pytest.approx(n - 0.2)
+        assert centre == pytest.approx(slot + (n - 1) / 2)
+        assert height == pytest.approx(device.latency_s, rel=1e-9)
+        assert top == pytest.approx(device.latency_s, rel=1e-9)
+        slot += n
+    assert slot == len(result.assignment)
+    groups = [d for d in ordered if len(d.blocks) > 1]
+    counts = sorted(t.get_text() for t in ax.texts if t.get_text().endswith("blocks"))
+    assert counts == sorted(f"{len(d.blocks)}\nblocks" for d in groups
+                            if max(d.compute_s, d.upload_s) > 0.12 * result.round_latency_s)
+    brackets = [line for line in ax.get_lines() if len(line.get_xdata()) == 4]
+    assert len(brackets) == len(groups)
+    for line, device in zip(brackets, groups):  # over the bar, as wide as its slots
+        x, y = line.get_xdata(), line.get_ydata()
+        assert x[-1] - x[0] == pytest.approx(len(device.blocks) - 0.2)
+        assert min(y) > device.latency_s
+    annotations = [t for t in ax.texts if "MHz" in t.get_text()]
+    for annotation, device in zip(annotations, ordered):
+        assert annotation.get_text().startswith(device.blocks[0])
+        if len(device.blocks) > 2:
+            assert f"({len(device.blocks)})" in annotation.get_text()
+    assert "one slot per block" in ax.get_xlabel()
+    assert_publishable(figure)
+
+
+def test_allocation_marks_split_devices_and_shows_the_server_and_downlink():
+    result = lola.solve(SPLIT, modes=("local", "split"))
+    split = {d.name: d for d in result.devices if d.mode == "split"}
+    assert split and any(d.mode == "local" for d in result.devices if d.blocks)
+    figure = plots.plot_allocation(result)
+    ax = figure.axes[0]
+    names = [label.get_text() for label in ax.get_xticklabels()]
+    stacks = list(_stacks(ax).values())
+    for name, (_, height, _, hatches) in zip(names, stacks):
+        device = next(d for d in result.devices if d.name == name)
+        # compute, server, downlink and upload add up to the device's latency
+        assert height == pytest.approx(device.latency_s, rel=1e-9)
+        assert hatches == ({"//"} if name in split else {None})
+
+    def segments(colour):
+        return {round(p.get_x() + p.get_width() / 2): p for p in _bars(ax)
+                if p.get_facecolor()[:3] == matplotlib.colors.to_rgb(colour)}
+    server, downlink = segments("#2ca02c"), segments("#9467bd")
+    assert len(server) == len(downlink) == len(split)
+    for i, name in enumerate(names):
+        if name in split:
+            assert server[i].get_height() == pytest.approx(split[name].server_s)
+            assert downlink[i].get_height() == pytest.approx(split[name].downlink_s)
+            assert server[i].get_y() == pytest.approx(split[name].compute_s)
+    annotations = {t.get_text().split("\n")[0] for t in ax.texts if "MHz" in t.get_text()}
+    assert {f"{d.blocks[0]} (split)" for d in split.values()} <= annotations
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "split mode (hatched)" in labels and "server compute (split)" in labels
+    assert "downlink (split)" in labels
+    assert_publishable(figure)
+
+
+def _sweep_rows(profile, n_blocks, points):
+    """latency_vs_devices rows from {(K, cap): (status, latency, lower bound)}."""
+    return [{"profile": profile, "blocks": n_blocks, "problem": "jbba", "seed": 0,
+             "devices": k, "max_blocks": cap, "status": status, "round_latency_s": latency,
+             "lower_bound_s": bound, "method": "exact" if status != "feasible" else "packing"}
+            for (k, cap), (status, latency, bound) in points.items()]
+
+
+def test_devices_sweep_draws_both_caps_per_profile_and_marks_what_is_not_proven():
+    off = ("infeasible", None, None)
+    base = _sweep_rows("roberta-base", 4, {
+        (1, 1): off, (1, 3): off, (2, 1): off, (2, 3): ("optimal", 2.0, 2.0),
+        (4, 1): ("optimal", 3.0, 3.0), (4, 3): ("optimal", 1.5, 1.5),
+        (6, 1): ("optimal", 2.5, 2.5), (6, 3): ("feasible", 1.2, 0.9)})
+    large = _sweep_rows("roberta-large", 8, {
+        (2, 1): off, (2, 3): off, (4, 1): off, (4, 3): ("optimal", 6.0, 6.0),
+        (8, 1): ("optimal", 5.0, 5.0), (8, 3): ("feasible", 2.0, 1.5)})
+    figure = plots.plot_devices_sweep(base + large)
+    assert len(figure.axes) == 2
+    base_ax, large_ax = figure.axes
+    assert base_ax.get_title() == "roberta-base: N = 4 blocks"
+    assert large_ax.get_title() == "roberta-large: N = 8 blocks"
+    assert base_ax.get_yscale() == "log" and base_ax.get_xlabel() == "number of devices K"
+
+    def markers(ax, colour, *, filled):
+        found = {}
+        for line in ax.get_lines():
+            if line.get_linestyle() != "None" or line.get_marker() == "x":
+                continue
+            if line.get_color() != colour:
+                continue
+            if (line.get_markerfacecolor() != "white") == filled:
+                found.update(zip(line.get_xdata(), line.get_ydata()))
+        return found
+    one, several = "#1f77b4", "#d62728"
+    assert markers(base_ax, one, filled=True) == {4: 3.0, 6: 2.5}
+    assert markers(base_ax, several, filled=True) == {2: 2.0, 4: 1.5}
+    assert markers(base_ax, several, filled=False) == {6: 1.2}  # not proven: open
+    assert markers(large_ax, several, filled=False) == {8: 2.0}
+    # the bar of an unproven point reaches down to its lower bound
+    bars = [c for c in base_ax.collections if len(c.get_segments())]
+    assert [segment.tolist() for c in bars for segment in c.get_segments()] == [
+        [[6.0, 0.9], [6.0, 1.2]]]
+    crosses = {(line.get_color(), x) for line in base_ax.get_lines()
+               if line.get_marker() == "x" for x in line.get_xdata()}
+    assert crosses == {(one, 1), (one, 2), (several, 1)}
+    assert any(t.get_text() == "K = N = 4" for t in base_ax.texts)
+    labels = [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+    assert "one block per device, optimal" in labels
+    assert any(label.startswith("up to 3 blocks per device, packing: not proven optimal")
+               for label in labels)
+    assert "one block per device: infeasible (× on the lower edge)" in labels
+    assert_publishable(figure)
+
+
+@pytest.fixture
+def small_profile(tmp_path):
+    """The bundled roberta-base table cut to its top 4 layers, with uniform extras."""
+    document = json.loads(open(lola.profiles.load_profile("roberta-base").source).read())
+    document["blocks"] = document["blocks"][:4]
+    for block in document["blocks"]:
+        block["extra_flops"], block["extra_memory_bytes"] = 3.0e8, 6.7e6
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_latency_vs_devices_rows_and_their_figure(small_profile, monkeypatch):
+    from lola.studies import blocks
+
+    # one device more than the exact methods take comes from packing (the limit lowered so
+    # that the test stays small)
+    monkeypatch.setattr(blocks, "DEFAULT_MAX_DEVICES", 7)
+    rows = blocks.latency_vs_devices(small_profile, max_blocks=2, seed=1)
+    assert [(r["devices"], r["max_blocks"]) for r in rows] == [
+        (k, cap) for k in range(1, 9) for cap in (1, 2)]  # K = 1 .. 2N by default
+    by = {(r["devices"], r["max_blocks"]): r for r in rows}
+    for k in range(1, 9):
+        one, several = by[(k, 1)], by[(k, 2)]
+        assert (one["status"] == "infeasible") == (k < 4)  # one block each needs K >= N
+        assert (several["status"] == "infeasible") == (2 * k < 4)
+        assert one["method"] == "exact"
+        assert several["method"] == ("packing" if k > 7 else "exact")
+        if 2 <= k <= 7:
+            assert several["status"] == "optimal"
+        if k >= 4:  # a cap of 2 allows every one-block allocation
+            assert several["round_latency_s"] <= one["round_latency_s"] * (1 + 1e-9)
+    # nested draws: adding devices never lengthens the optimal round
+    for cap, first in ((1, 4), (2, 2)):
+        proven = [by[(k, cap)]["round_latency_s"] for k in range(first, 8)]
+        assert all(b <= a * (1 + 1e-9) for a, b in zip(proven, proven[1:])), proven
+    assert by[(8, 2)]["status"] in ("feasible", "optimal")
+    assert by[(8, 2)]["lower_bound_s"] <= by[(8, 2)]["round_latency_s"]
+    figure = plots.plot_devices_sweep(rows)
+    ax = figure.axes[0]
+    assert ax.get_title() == "small: N = 4 blocks"
+    drawn = {}
+    for line in ax.get_lines():
+        if line.get_linestyle() == "None" and line.get_marker() not in ("x", "None"):
+            drawn.update({(int(x), line.get_color()): y
+                          for x, y in zip(line.get_xdata(), line.get_ydata())})
+    expected = {(r["devices"], "#1f77b4" if r["max_blocks"] == 1 else "#d62728"):
+                r["round_latency_s"] for r in rows if r["round_latency_s"] is not None}
+    assert drawn == expected
+    assert_publishable(figure)
+
+
+def test_several_blocks_is_a_figure_kind():
+    assert "several-blocks" in plots.FIGURE_KINDS
+
+
+def test_cooperation_map_colours_each_cell_by_its_winner():
+    from lola.studies.cooperation import cooperation_row
+
+    task = {"profile": "roberta-base", "mix": "default", "class_mix": None, "devices": 12,
+            "seed": 0, "bandwidth_hz": 2e7}
+    slow = cooperation_row(dict(task, server_flops_per_s=1e12))
+    fast = cooperation_row(dict(task, server_flops_per_s=1e15))
+    # a server 1000 times faster makes centralized training faster than any DEFT round here
+    assert slow["best"] == "local" and fast["best"] == "centralized"
+    assert fast["centralized_s"] < fast["local_s"] <= slow["centralized_s"]
+    assert slow["split_s"] <= slow["local_s"] * (1 + 1e-9)
+    figure = plots.plot_cooperation([slow, fast])
+    colours = [patch.get_facecolor()[:3] for patch in figure.axes[0].patches]
+    from matplotlib.colors import to_rgb
+    assert colours == [to_rgb(plots._WINNER_COLOURS["local"]),
+                       to_rgb(plots._WINNER_COLOURS["centralized"])]
+    labels = sorted(text.get_text() for text in figure.axes[0].texts)
+    assert labels == sorted([f"{slow['local_s'] / slow['centralized_s']:.2f}",
+                             f"{fast['centralized_s'] / fast['local_s']:.2f}"])
+
+
+def test_ledger_figure_stacks_each_devices_bytes():
+    from lola.studies.ledger import traffic_ledger
+
+    ledger = traffic_ledger(problem="matching", method="crunch")
+    figure = plots.plot_ledger(ledger)
+    heights = {}
+    for patch in figure.axes[0].patches:
+        heights[round(patch.get_x(), 6)] = heights.get(round(patch.get_x(), 6), 0.0) + \
+            patch.get_height()
+    expected = [entry["uplink_bytes"] + entry["downlink_bytes"]
+                for entry in ledger.per_round["devices"].values()]
+    assert sorted(heights.values()) == pytest.approx(sorted(e / 1e6 for e in expected))
