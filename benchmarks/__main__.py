@@ -27,11 +27,11 @@ from lola._io import atomic_write_text
 from lola.studies import EXECUTORS, ExecutorUnavailable, check_executor, open_executor
 
 from . import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid, rounds,
-               several_blocks)
+               several_blocks, split_mode)
 from .common import RESULTS
 
 STAGES = ("crunch_scaling", "jbba_scaling", "exact_scaling", "jbba_quality", "rounds",
-          "pareto_grid", "several_blocks", "figures")
+          "pareto_grid", "several_blocks", "split_mode", "figures")
 
 
 def figures_stage(out_dir: Path, quick: bool, jobs: int, executor=None) -> dict:
@@ -98,7 +98,8 @@ def _report(out_dir: Path, summaries: dict, quick: bool) -> Path:
     headlines = {"crunch_scaling": crunch_scaling.headline, "jbba_scaling": jbba_scaling.headline,
                  "exact_scaling": exact_scaling.headline, "jbba_quality": jbba_quality.headline,
                  "rounds": rounds.headline, "pareto_grid": pareto_grid.headline,
-                 "several_blocks": several_blocks.headline, "figures": figures_headline}
+                 "several_blocks": several_blocks.headline, "split_mode": split_mode.headline,
+                 "figures": figures_headline}
     titles = {"crunch_scaling": "CRUNCH scaling (problem P1)",
               "jbba_scaling": "JBBA scaling (problem P2)",
               "exact_scaling": "Exact JBBA at scale (10^4 to 10^6 devices)",
@@ -106,6 +107,7 @@ def _report(out_dir: Path, summaries: dict, quick: bool) -> Path:
               "pareto_grid": "The Pareto front of fine-tuning configurations",
               "jbba_quality": "JBBA quality: dual ascent against the exact optimum",
               "several_blocks": "Several blocks per device: exact methods, MILP and packing",
+              "split_mode": "Split mode: how often it wins, and exact P2 with both modes",
               "figures": "Figures"}
     for stage in STAGES:
         lines += [f"## {titles[stage]}", ""]
@@ -161,6 +163,7 @@ def _run_stages(out_dir: Path, args, executor) -> None:
                "rounds": lambda: rounds.run(out_dir, args.quick),
                "pareto_grid": lambda: pareto_grid.run(out_dir, args.quick),
                "several_blocks": lambda: several_blocks.run(out_dir, args.quick),
+               "split_mode": lambda: split_mode.run(out_dir, args.quick),
                "jbba_quality": lambda: jbba_quality.run(out_dir, args.quick, jobs=args.jobs,
                                                         executor=executor()),
                "figures": lambda: figures_stage(out_dir, args.quick, args.jobs,

@@ -4,7 +4,7 @@ import json
 
 import benchmarks.__main__ as suite
 from benchmarks import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid,
-                        rounds, several_blocks)
+                        rounds, several_blocks, split_mode)
 
 CRUNCH = {"milp_over_crunch_K100": 6000.0, "bottleneck_over_crunch_K100": 40.0,
           "bottleneck_over_crunch_K3000_N300": 500.0, "crunch_largest_K": 10**6,
@@ -35,6 +35,10 @@ SEVERAL = {"p1_milp_over_crunch": {"median": 1500.0, "min": 900.0, "instances": 
                                          "instances": 10, "gap_to_own_bound": GAP}},
            "packing_to_exact": {"drawn K=12 N=48": {"gap": GAP, "packing_infeasible": 0,
                                                     "exact_median_s": 1.0}}, "rows": []}
+SPLIT = {"share": {"default x1": {"instances": 5, "split_wins": 0, "median_gain": 0.0},
+                   "phones x100": {"instances": 5, "split_wins": 4, "median_gain": 0.02}},
+         "timing": {"local": {"median_s": 0.01, "max_s": 0.02},
+                    "local,split": {"median_s": 0.05, "max_s": 0.08}}}
 FIGURES = {"figures": ["a.png"], "seeds": 2, "dual_ascent_reduction_K20": {"random": 0.5}}
 
 
@@ -54,10 +58,11 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(rounds, "run", stub("rounds", ROUNDS))
     monkeypatch.setattr(pareto_grid, "run", stub("pareto", PARETO))
     monkeypatch.setattr(several_blocks, "run", stub("several", SEVERAL))
+    monkeypatch.setattr(split_mode, "run", stub("split", SPLIT))
     monkeypatch.setattr(suite, "figures_stage", stub("figures", FIGURES))
     suite.main(["--out", str(tmp_path), "--quick"])
     assert calls == ["crunch", "scaling", "exact", "quality", "rounds", "pareto", "several",
-                     "figures"]
+                     "split", "figures"]
     for stage in suite.STAGES:
         assert json.loads((tmp_path / f"stage-{stage}.json").read_text())
     report = (tmp_path / "report.md").read_text()
@@ -67,12 +72,14 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     assert "dual ascent's mean round latency is 50.0 % below random's" in report
     assert "crunch is 1500x faster than milp" in report
     assert "packing / exact - 1, memory drawn K=12 N=48: median 0.40 %, max 2.00 %" in report
+    assert "split mode wins on 4 of 5 instances (phones x100 downlink; median gain 2.00 %)" \
+        in report
 
     (tmp_path / "stage-figures.json").unlink()  # as if interrupted during the last stage
     suite.main(["--out", str(tmp_path)])
-    assert calls[8:] == ["figures"]
+    assert calls[9:] == ["figures"]
     assert "finished earlier" in capsys.readouterr().out
     suite.main(["--out", str(tmp_path), "--force"])
-    assert calls[9:] == ["crunch", "scaling", "exact", "quality", "rounds", "pareto",
-                         "several", "figures"]
+    assert calls[10:] == ["crunch", "scaling", "exact", "quality", "rounds", "pareto",
+                          "several", "split", "figures"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
