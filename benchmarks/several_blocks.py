@@ -22,8 +22,8 @@ Questions and targets:
    under a time limit): equal to 1e-6 where the MILP finishes, else inside the MILP's proven
    bracket [lower bound, latency].
 3. ``packing`` P2 at N = 96, K = 32 under 50 ms, with its gap to its own proven lower bound; and
-   its gap to ``exact`` at the largest K the exact method takes (it refuses more than 16
-   devices; the MILP is far too slow there): K = 12 and 16, N = 48 and 96, median and max.
+   its gap to ``exact`` at the largest K its subset programme takes (above 16 devices it hands
+   over to the MILP, far too slow there): K = 12 and 16, N = 48 and 96, median and max.
 
 Times are each method's ``solve_time_s`` through :func:`lola.solve` (the method alone). Writes
 ``results/several_blocks.csv`` (one row per solve) and ``results/several_blocks.json`` (the

@@ -152,13 +152,13 @@ def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
         energy_floor = floor[np.searchsorted(used, assignments),
                              np.arange(assignments.shape[1])[None, :]]
 
-    def need(target):
+    def local_need(target):
         need_hz = min_bandwidth(target[:, None], flops=flops, flops_per_s=speed, bits=bits,
                                 rate_model=instance.rate_model, spectral_efficiency=efficiency,
                                 snr_hz=snr)
         return need_hz if energy_floor is None else np.maximum(need_hz, energy_floor)
 
-    compute = (flops / speed).max(axis=1)
+    need, compute = local_need, (flops / speed).max(axis=1)
     if instance.modes != ("local",):
         need, compute = _mode_need(instance, assignments, efficiency, snr)
     lo = compute.copy()  # infeasible: no time left to upload

@@ -139,13 +139,13 @@ def _mode_terms(instance: Instance) -> list:
     floor (K, N) or None (section 9)."""
     terms = []
     devices = np.arange(instance.n_devices)[:, None]
-    for _, time, bits, ok, energy_flops in instance.mode_terms():
+    for _, fixed_s, bits, ok, energy_flops in instance.mode_terms():
         floor = None
         if instance.has_energy_budgets:
-            floor = instance.energy_floor(np.broadcast_to(energy_flops, time.shape),
-                                          np.broadcast_to(bits, time.shape), devices)
+            floor = instance.energy_floor(np.broadcast_to(energy_flops, fixed_s.shape),
+                                          np.broadcast_to(bits, fixed_s.shape), devices)
             ok = ok & np.isfinite(floor)
-        terms.append((time, bits, ok, floor))
+        terms.append((fixed_s, bits, ok, floor))
     return terms
 
 
@@ -153,21 +153,21 @@ def _mode_costs(terms, mu, lam, instance, kwargs):
     """The pair costs mu_k t + phi of the best mode of every pair, with that mode's bandwidth,
     fixed time and payload (the Lagrangian's per-pair minimum over modes)."""
     best = None
-    for time, bits, ok, floor in terms:
-        weight = mu[:, None] * np.broadcast_to(bits, time.shape)
+    for fixed_s, bits, ok, floor in terms:
+        weight = mu[:, None] * np.broadcast_to(bits, fixed_s.shape)
         band, value = bandwidth_subproblem(weight, lam, rate_model=instance.rate_model,
                                            **kwargs)
         if floor is not None:
             band, value = _clip_to_floor(band, value, floor, weight, lam, instance)
         with np.errstate(invalid="ignore"):
-            cost = np.where(ok, mu[:, None] * time + value, np.inf)
-        full_bits = np.broadcast_to(bits, time.shape)
+            cost = np.where(ok, mu[:, None] * fixed_s + value, np.inf)
+        full_bits = np.broadcast_to(bits, fixed_s.shape)
         if best is None:
-            best = [cost, band, time, full_bits]
+            best = [cost, band, fixed_s, full_bits]
             continue
         better = cost < best[0]
         best = [np.where(better, cost, best[0]), np.where(better, band, best[1]),
-                np.where(better, time, best[2]), np.where(better, full_bits, best[3])]
+                np.where(better, fixed_s, best[2]), np.where(better, full_bits, best[3])]
     return best
 
 
@@ -200,7 +200,7 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
         # mode is one more discrete choice inside the pair, so g stays a lower bound); the
         # CRUNCH cut keeps a pair while some mode's fixed time is below the incumbent.
         allowed = np.logical_or.reduce([ok for _, _, ok, _ in modes])
-        compute = np.min([np.where(ok, time, np.inf) for time, _, ok, _ in modes], axis=0)
+        compute = np.min([np.where(ok, fixed_s, np.inf) for fixed_s, _, ok, _ in modes], axis=0)
     bits = instance.block_bits
     unique_bits, bits_index = np.unique(bits, return_inverse=True)
     efficiency = instance.device_spectral_efficiency

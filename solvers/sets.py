@@ -50,7 +50,7 @@ b_k(s, j, T) = the least bandwidth meeting T (and the energy budget), and::
 O(2^K K N max c) per probe, inside a bisection on T (relative 1e-9); the bandwidths of the
 allocation found are then split optimally (:func:`group_split`). Both are polynomial in N and
 exponential in the number of devices K (a parameterised algorithm, fine for the few devices
-that make several blocks necessary); above ``DEFAULT_MAX_DEVICES`` devices they refuse and name the
+that make several blocks necessary); above ``DEFAULT_MAX_DEVICES`` devices they hand over to the
 methods that scale. Whether the uniform case is polynomial in K is open here: the choice of
 which device covers which run resembles scheduling with position-dependent capacities.
 
@@ -186,14 +186,15 @@ def _split_with_modes(instance, flops, bits, used, single, *, rtol, max_iteratio
     # device's block (the floors do not depend on T: computed once)
     block = np.where(lone, single, 0)
     terms = []
-    for _, time, mode_bits, allowed, energy_flops in instance.mode_terms():
-        time_here = time[devices, block]
-        bits_here = np.broadcast_to(mode_bits, time.shape)[devices, block]
+    for _, fixed_s, mode_bits, allowed, energy_flops in instance.mode_terms():
+        time_here = fixed_s[devices, block]
+        bits_here = np.broadcast_to(mode_bits, fixed_s.shape)[devices, block]
         ok = allowed[devices, block] & lone
         mode_floor = None
         if instance.has_energy_budgets:
             mode_floor = instance.energy_floor(
-                np.broadcast_to(energy_flops, time.shape)[devices, block], bits_here, devices)
+                np.broadcast_to(energy_flops, fixed_s.shape)[devices, block], bits_here,
+                devices)
         terms.append((time_here, bits_here, ok, mode_floor))
     kind = {"spectral_efficiency": quality} if instance.rate_model == "fixed" else {
         "snr_hz": quality}
@@ -318,16 +319,6 @@ def _check_devices(instance: Instance, name: str) -> None:
             f"devices (2^K states); {instance.n_devices} devices exceed its limit of "
             f"{DEFAULT_MAX_DEVICES}; use method 'milp' (exact) or 'packing' (fast, with a "
             "proven lower bound)")
-
-
-def _check_uniform(instance: Instance, name: str) -> None:
-    if not uniform_costs(instance):
-        raise SolverInputError(
-            f"{name} with several blocks per device is exact only when every block has the "
-            "same payload and the same extras (extra_flops, extra_memory_bytes) and costs grow "
-            "with depth (the per-layer case; other cases are NP-hard); methods for this "
-            "instance: milp (exact), brute (tiny instances), packing (fast, with a proven "
-            "lower bound)")
 
 
 # ---------------------------------------------------------------------------------------------

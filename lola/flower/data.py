@@ -27,7 +27,6 @@ d.jsonl:2: not a JSON object (Expecting value at column 1)
 from __future__ import annotations
 
 import json
-import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path

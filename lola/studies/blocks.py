@@ -12,9 +12,9 @@ device's class, throughput, memory and channel are drawn independently, so the f
 draw of K devices). Adding devices then never lengthens the optimal P2 round, and the curves
 show the effect of K rather than of a fresh draw at every K.
 
-The exact several-blocks methods run a programme over subsets of the devices and refuse more
-than :data:`solvers.sets.DEFAULT_MAX_DEVICES` devices (the MILP they would hand over to takes
-minutes there). Beyond that K, rows at ``max_blocks=M`` come from ``beyond`` (``packing`` by
+The exact several-blocks methods run a programme over subsets of the devices up to
+:data:`solvers.sets.DEFAULT_MAX_DEVICES` devices and hand over to the MILP beyond, which takes
+minutes there. Beyond that K, rows at ``max_blocks=M`` come from ``beyond`` (``packing`` by
 default: fast, not proven optimal, with a proven lower bound in ``lower_bound_s``), with the
 method named in the row and status ``feasible`` unless the method proves optimality; with
 ``beyond=None`` such rows are skipped (status ``skipped``, no latency).
