@@ -30,7 +30,7 @@ import numpy as np
 
 from .model import LN2
 
-__all__ = ["min_bandwidth", "shannon_bandwidth_for_rate", "optimal_split"]
+__all__ = ["min_bandwidth", "shannon_bandwidth_for_rate", "optimal_split", "least_target"]
 
 
 def shannon_bandwidth_for_rate(rate_bps, snr_hz):
@@ -176,12 +176,27 @@ def optimal_split(instance, assignments, *, rtol=1e-12, max_iterations=200):
         # grows, so the total tends to sum_k e_k < B).
         if instance.modes == ("local",):
             hi = np.where(energy_floor.sum(axis=1) < budget, hi, np.inf)
-    for _ in range(60):
+    return least_target(need, lo, hi, budget, rtol=rtol, max_iterations=max_iterations,
+                        doublings=60)
+
+
+def least_target(need, lo, hi, budget, *, rtol, max_iterations, doublings):
+    """The least round latency T of each row with sum(need(T)) <= B, and need at it.
+
+    ``need`` maps targets (M,) to bandwidths (M, K), non-increasing in T; ``lo`` (M,) are
+    infeasible targets (or 0) and ``hi`` (M,) starting guesses. Each short ``hi`` moves to
+    lo + 2 (hi - lo) up to ``doublings`` times (rows that stay short are infeasible: +inf),
+    then a bisection closes [lo, hi] to ``rtol``. Returns (latency_s (M,), bandwidth (M, K)).
+    """
+    hi = np.asarray(hi, dtype=float).copy()
+    lo = np.asarray(lo, dtype=float).copy()
+    base = lo.copy()
+    for _ in range(doublings):
         short = np.isfinite(hi) & ~(need(hi).sum(axis=1) <= budget)
         if not short.any():
             break
-        with np.errstate(over="ignore"):
-            hi = np.where(short, compute + 2 * (hi - compute), hi)
+        with np.errstate(over="ignore"):  # a target that overflows is no target: inf below
+            hi = np.where(short, base + 2 * (hi - base), hi)
     hi = np.where(need(hi).sum(axis=1) <= budget, hi, np.inf)
     finite = np.isfinite(hi)
     for _ in range(max_iterations):

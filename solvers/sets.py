@@ -72,7 +72,7 @@ import time
 
 import numpy as np
 
-from .bandwidth import min_bandwidth
+from .bandwidth import least_target, min_bandwidth
 from .common import assignment_result
 from .model import Instance, pair_energy, pair_latency
 from .result import SolverFailure, SolverInputError, SolverResult, Status
@@ -216,25 +216,9 @@ def _split_with_modes(instance, flops, bits, used, single, *, rtol, max_iteratio
                 mode_need = np.maximum(mode_need, mode_floor)
             best = np.minimum(best, np.where(ok, mode_need, np.inf))
         return np.where(lone, best, value)
-    lo = np.zeros(flops.shape[0])
-    hi = np.full(flops.shape[0], 1e-6)
-    for _ in range(200):
-        short = ~(need(hi).sum(axis=1) <= budget)
-        if not short.any():
-            break
-        hi = np.where(short, hi * 2, hi)
-    hi = np.where(need(hi).sum(axis=1) <= budget, hi, np.inf)
-    finite = np.isfinite(hi)
-    for _ in range(max_iterations):
-        open_ = finite & (hi - lo > rtol * hi)
-        if not open_.any():
-            break
-        mid = np.where(open_, 0.5 * (lo + hi), hi)
-        ok = need(mid).sum(axis=1) <= budget
-        hi = np.where(open_ & ok, mid, hi)
-        lo = np.where(open_ & ~ok, mid, lo)
-    bandwidth = np.where(finite[:, None], need(np.where(finite, hi, 1.0)), np.inf)
-    return np.where(finite, hi, np.inf), bandwidth
+    rows = flops.shape[0]
+    return least_target(need, np.zeros(rows), np.full(rows, 1e-6), budget, rtol=rtol,
+                        max_iterations=max_iterations, doublings=1100)
 
 
 def split_costs(instance: Instance, flops, bits, used, *, rtol=1e-12, max_iterations=200):
@@ -259,26 +243,8 @@ def split_costs(instance: Instance, flops, bits, used, *, rtol=1e-12, max_iterat
         return np.where(used, need_hz, 0.0)
 
     compute = np.where(used, flops / speed, 0.0).max(axis=1)
-    lo = compute.copy()
-    hi = np.maximum(2 * compute, compute + 1e-9)
-    for _ in range(1100):
-        short = ~(need(hi).sum(axis=1) <= budget)
-        if not short.any() or not np.isfinite(hi[short]).any():
-            break
-        with np.errstate(over="ignore"):  # a target that overflows is no target: inf below
-            hi = np.where(short, compute + 2 * (hi - compute), hi)
-    hi = np.where(need(hi).sum(axis=1) <= budget, hi, np.inf)
-    finite = np.isfinite(hi)
-    for _ in range(max_iterations):
-        open_ = finite & (hi - lo > rtol * hi)
-        if not open_.any():
-            break
-        mid = np.where(open_, 0.5 * (lo + hi), hi)
-        ok = need(mid).sum(axis=1) <= budget
-        hi = np.where(open_ & ok, mid, hi)
-        lo = np.where(open_ & ~ok, mid, lo)
-    bandwidth = np.where(finite[:, None], need(np.where(finite, hi, lo + 1)), np.inf)
-    return np.where(finite, hi, np.inf), bandwidth
+    return least_target(need, compute, np.maximum(2 * compute, compute + 1e-9), budget,
+                        rtol=rtol, max_iterations=max_iterations, doublings=1100)
 
 
 def _energy_ok(instance: Instance, flops, bits, devices, bandwidth_hz):
