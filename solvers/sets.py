@@ -855,7 +855,9 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
     lo = bound
     hi = max(lo, 1e-9) * 2
     starts = []
-    for _ in range(200):
+    # the bound is a proven lower bound, so 2^20 times it is generous; where the budgeted
+    # greedy finds nothing even there, the equal-share start below is used alone
+    for _ in range(20):
         if runs_at(hi) is not None:
             break
         hi *= 2
@@ -941,20 +943,30 @@ def _improve_runs(instance, runs, flops, bits, allowed, *, rounds=50):
     optimal bandwidth split; stops at a local optimum."""
     n_devices, n_blocks = instance.n_devices, instance.n_blocks
 
+    most = allowed.shape[2]
+
     def score(candidates):
-        table_f = np.zeros((len(candidates), n_devices))
+        # every candidate as padded arrays of its runs' devices and lengths (device K and
+        # length 0 pad), each run's top depth from the cumulative lengths
+        width = max(len(candidate) for candidate in candidates)
+        device = np.full((len(candidates), width), n_devices, dtype=np.int64)
+        take = np.zeros((len(candidates), width), dtype=np.int64)
+        for row, candidate in enumerate(candidates):
+            device[row, :len(candidate)], take[row, :len(candidate)] = zip(*candidate)
+        top = n_blocks - 1 - (np.cumsum(take, axis=1) - take)
+        real = take > 0
+        index = (np.minimum(device, n_devices - 1), np.clip(top, 0, n_blocks - 1),
+                 np.clip(take - 1, 0, most - 1))
+        fits = allowed[index] & (take <= most)
+        ok = np.all(fits | ~real, axis=1)
+        rows = np.broadcast_to(np.arange(len(candidates))[:, None], device.shape)
+        table_f = np.zeros((len(candidates), n_devices + 1))
         table_b = np.zeros_like(table_f)
         used = np.zeros(table_f.shape, dtype=bool)
-        ok = np.ones(len(candidates), dtype=bool)
-        for row, candidate in enumerate(candidates):
-            top = n_blocks - 1
-            for k, take in candidate:
-                if take > allowed.shape[2] or not allowed[k, top, take - 1]:
-                    ok[row] = False
-                    break
-                table_f[row, k], table_b[row, k] = flops[top, take - 1], bits[top, take - 1]
-                used[row, k] = True
-                top -= take
+        table_f[rows[real], device[real]] = flops[index[1][real], index[2][real]]
+        table_b[rows[real], device[real]] = bits[index[1][real], index[2][real]]
+        used[rows[real], device[real]] = True
+        table_f, table_b, used = table_f[:, :-1], table_b[:, :-1], used[:, :-1]
         latency = np.full(len(candidates), np.inf)
         if ok.any():
             latency[ok], _ = split_costs(instance, table_f[ok], table_b[ok], used[ok],
