@@ -181,10 +181,16 @@ def _explain_infeasible(scenario: Scenario, problem: str, instance=None) -> str:
         return (f"{len(blocks)} blocks but the devices may train only {slots} in all "
                 "(the sum of max_blocks): raise max_blocks, add devices or cut the model into "
                 "fewer blocks")
-    if instance.modes != ("local",):
+    if instance.modes == ("split",):
         unavailable = _split_unavailable(scenario)
-        if unavailable and instance.modes == ("split",):
+        if unavailable:
             return f"split mode is unavailable: {unavailable}"
+        able = int(instance.split_allowed().any(axis=1).sum())
+        if able < len(blocks):
+            return (f"split mode only: each device trains one block, and only {able} of the "
+                    f"{len(devices)} devices can run one in split mode (downlink_bps and "
+                    f"split_memory_bytes <= memory_bytes) for {len(blocks)} blocks")
+    if instance.modes != ("local",):
         return ("no allocation in the allowed modes (" + ",".join(instance.modes) + ") fits "
                 "the devices' memory" + (", energy budgets" if instance.has_energy_budgets
                                          else "") + " and the round's bandwidth")
@@ -391,6 +397,11 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
                 raise ScenarioError("missing; the centralized reference needs it", key=key,
                                     source=scenario.source)
     instance = costs.to_instance(scenario, max_blocks=int(max_blocks), modes=modes)
+    if "local" in modes and "split" in modes and not instance.has_split:
+        # no pair can split (the keys are missing): the local problem, said in the result
+        from dataclasses import replace
+
+        instance = replace(instance, modes=("local",))
     solvers.check_capabilities(spec, problem, instance)
     spec.load()
     started = time.perf_counter()
@@ -400,12 +411,13 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
         outcome = spec.solver_for(problem, instance)(instance, **options)
     solve_time_s = time.perf_counter() - started
     with np.errstate(all="ignore"):
-        return _result(scenario, problem, method, instance, outcome, solve_time_s)
+        return _result(scenario, problem, method, instance, outcome, solve_time_s, modes)
 
 
-def _result(scenario, problem, method, instance, outcome, solve_time_s) -> Result:
+def _result(scenario, problem, method, instance, outcome, solve_time_s,
+            modes=("local",)) -> Result:
     message = outcome.message
-    if "split" in instance.modes and outcome.status is not Status.INFEASIBLE:
+    if "split" in modes and outcome.status is not Status.INFEASIBLE:
         unavailable = _split_unavailable(scenario)
         if unavailable:  # said, so that a local-only answer is not taken for a split one
             message = "; ".join(filter(None, [message, f"no pair can run split: {unavailable}"]))
@@ -413,8 +425,6 @@ def _result(scenario, problem, method, instance, outcome, solve_time_s) -> Resul
         message = _explain_infeasible(scenario, problem, instance)
         if instance.has_energy_budgets and outcome.message not in ("", NO_ASSIGNMENT):
             message = outcome.message  # the method's own reason (centralized's uploaders)
-        if outcome.extras.get("heuristic"):  # a heuristic missed: that proves nothing
-            message = outcome.message
         assignment, latency = [], None
     elif outcome.extras.get("uploaders") is not None:
         assignment = [{"block": b.name, "device": SERVER} for b in scenario.blocks]

@@ -265,7 +265,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "ledger", help="the bytes an allocation moves on each link, against centralized",
         description="Count, for the allocation a method returns, the bytes on each device's "
         "uplink and downlink per round and over R rounds (block gradients up, updated adapters "
-        "down), and the same for the centralized reference (mini-batches up).")
+        "down, and in split mode the cut's activations up and their gradients down), and the "
+        "same for the centralized reference (mini-batches up).")
     ledger.add_arguments(traffic)
 
     from .flower import cli as deft

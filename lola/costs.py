@@ -132,7 +132,9 @@ def to_instance(scenario: Scenario, *, max_blocks: int = 1,
         device_energy_budget_j=optional_column("energy_budget_j", np.inf),
         block_extra_flops=column(blocks, "extra_flops"),
         block_extra_memory=column(blocks, "extra_memory_bytes"),
-        device_max_blocks=np.array([max_blocks if d.max_blocks is None else d.max_blocks
+        # in split mode only, every device trains one block whatever its cap
+        device_max_blocks=np.array([1 if "local" not in modes else
+                                    max_blocks if d.max_blocks is None else d.max_blocks
                                     for d in devices], dtype=np.int64),
         modes=tuple(modes),
         **_split_arrays(blocks, devices),

@@ -230,7 +230,7 @@ def check_capabilities(method: Method, problem: str, instance: Instance) -> None
         raise SolverInputError(
             f"method {method.name!r} does not keep per-device energy budgets "
             f"(energy_budget_j); methods for {problem} that do: {names}")
-    split = "split" in instance.modes
+    split = "split" in instance.modes and (instance.has_split or "local" not in instance.modes)
     if split and "split" not in method.modes:
         names = ", ".join(m.name for m in methods_for(problem, available_only=False)
                           if "split" in m.modes)

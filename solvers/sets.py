@@ -350,9 +350,13 @@ def _hand_over(instance, bandwidth_hz, name, err, **options) -> SolverResult:
     else:
         import importlib.util
 
-        if importlib.util.find_spec("cvxpy") is None or (
-                bandwidth_hz is None and instance.rate_model != "fixed"):
+        if importlib.util.find_spec("cvxpy") is None:
             raise err
+        if bandwidth_hz is None and instance.rate_model != "fixed":
+            raise SolverInputError(
+                f"{err}; no exact method covers this instance: the MILP solves P2 with "
+                "several blocks per device only for the fixed rate model and enumeration only "
+                "tiny instances; packing gives an allocation with a proven lower bound") from None
         result, other = solve_milp_sets(instance, bandwidth_hz, **options), "the MILP"
     reason = str(err).split(";")[0]
     prefix = f"{name} with several blocks per device"
@@ -393,7 +397,7 @@ def _sandwich(instance, solve_uniform, name, bandwidth_hz, tolerance, **options)
     """Solve the uniform case exactly, or bracket a near-uniform instance (measured extras
     differ by a few bytes or FLOPs): an allocation from the hi instance whose true latency
     meets the lo instance's optimum (to ``tolerance``) is optimal; otherwise hand over."""
-    if instance.modes != ("local",):
+    if instance.has_split:
         if instance.n_devices ** instance.n_blocks <= 20_000:
             result = solve_brute_sets(instance, bandwidth_hz)
             result.message = ("split mode with several blocks per device: solved by "
@@ -576,12 +580,14 @@ def _uniform_p2(instance: Instance, rtol, deadline) -> SolverResult:
     def runs_at(target):
         return _bandwidth_runs(need(target)[:, deepest_first, :], layers, n_blocks, budget)
 
-    start = solve_packing(instance)
-    if start.assignment is None:
-        if not start.extras.get("heuristic"):
-            return start  # the relaxation proves it
+    try:
+        start = solve_packing(instance)
+    except SolverFailure:  # packing missed; the search below decides
+        start = SolverResult.infeasible(NO_SETS)
         hi = np.inf
     else:
+        if start.assignment is None:
+            return start  # packing's relaxation proves it
         hi = start.round_latency_s
     lo = max(start.lower_bound_s or 0.0, 0.0)
     if not np.isfinite(hi):
@@ -873,9 +879,12 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
             else:
                 lo = mid
         starts.append(runs_at(hi))
-    equal = solve_packing(instance, instance.equal_bandwidth())
-    if equal.assignment is not None:
-        starts.append(_assignment_to_runs(equal.assignment))
+    try:
+        equal = solve_packing(instance, instance.equal_bandwidth())
+        if equal.assignment is not None:
+            starts.append(_assignment_to_runs(equal.assignment))
+    except SolverFailure:
+        pass
     if not starts:
         return _packing_failed(bound)
     best_runs, best_latency = None, np.inf
@@ -892,15 +901,16 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
 
 HEURISTIC_MISSED = ("{name} found no allocation within the caps, memory, energy budgets and "
                     "bandwidth, which does not prove that none exists ({name} is a heuristic); "
-                    "the exact methods decide it: exact, crunch, milp or brute")
+                    "an exact method decides it (exact or crunch, milp, brute)")
 
 
 def _packing_failed(bound) -> SolverResult:
-    """Infeasible: proven when the relaxation has no bound, else only packing's failure, and
-    the result says which (``extras["heuristic"]``)."""
+    """Infeasible when the relaxation proves it (no bound exists); otherwise packing only
+    missed, which proves nothing: :class:`SolverFailure` (status infeasible would say the
+    instance is)."""
     if bound is None:
         return SolverResult.infeasible(NO_SETS)
-    return SolverResult.infeasible(HEURISTIC_MISSED.format(name="packing"), heuristic=True)
+    raise SolverFailure(HEURISTIC_MISSED.format(name="packing"))
 
 
 def _assignment_to_runs(assignment) -> list:
@@ -1121,8 +1131,7 @@ def solve_greedy_sets(instance: Instance, bandwidth_hz, **_) -> SolverResult:
             if latency < best_latency:
                 best, best_latency = k, latency
         if best < 0:
-            return SolverResult.infeasible(HEURISTIC_MISSED.format(name="greedy"),
-                                           heuristic=True)
+            raise SolverFailure(HEURISTIC_MISSED.format(name="greedy"))
         assignment[block] = best
     return _result(instance, assignment, bandwidth_hz, Status.FEASIBLE)
 
@@ -1234,11 +1243,12 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
             "milp solves P2 with several blocks per device only for the fixed rate model (the "
             "shannon rate is not linear in the bandwidth); use exact (uniform blocks), brute "
             "(tiny instances) or packing")
-    start = solve_packing(instance)
-    if start.assignment is None:
-        if not start.extras.get("heuristic"):
-            return start  # packing's relaxation proves it
+    try:
+        start = solve_packing(instance)
+    except SolverFailure:  # packing missed; the doubling below decides
         start = None
+    if start is not None and start.assignment is None:
+        return start  # packing's relaxation proves it
     budget = instance.total_bandwidth_hz
     efficiency = instance.device_spectral_efficiency
 
@@ -1304,8 +1314,8 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
         if found is None:
             lo = mid
         else:
-            # HiGHS proved an allocation within B at mid (to its tolerance, 1e-9); its exact
-            # split is computed once, at the end
+            # HiGHS proved an allocation within B at mid (to its feasibility tolerance); its
+            # exact split is computed once, at the end
             hi, best = mid, found
     latency, bandwidth = group_split(instance, best)
     status = Status.FEASIBLE if stopped else Status.OPTIMAL

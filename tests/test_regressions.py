@@ -93,3 +93,23 @@ def test_bracketed_extras_take_their_least_value_not_zero():
     result = lola.solve(scenario, max_blocks=4)
     assert result.status == "optimal" and "fallback" not in result.extras
     assert result.lower_bound_s == pytest.approx(result.round_latency_s, rel=1e-8)
+
+
+# A feasible several-blocks instance on which packing finds nothing: it reported "infeasible"
+# (exit 1), which says the instance is; a heuristic's miss is a SolverFailure instead.
+_PACKING_MISS_DOC = json.loads(r'''{"name": "ref-tiny", "model": {"blocks": [{"name": "layer.2", "flops": 337178725174.80786, "memory_bytes": 1567232835.7735775, "params": 16424, "extra_flops": 0.0, "extra_memory_bytes": 0.0}, {"name": "layer.1", "flops": 337178725174.80786, "memory_bytes": 2243148738.575227, "params": 16424, "extra_flops": 0.0, "extra_memory_bytes": 0.0}, {"name": "layer.0", "flops": 337178725174.80786, "memory_bytes": 2676318503.9017706, "params": 16424, "extra_flops": 0.0, "extra_memory_bytes": 0.0}], "bits_per_param": 32}, "devices": [{"name": "dev-0", "flops_per_s": 2923945662248.592, "memory_bytes": 2847981982.764557, "spectral_efficiency": 1.4444721622705634, "compute_power_w": 54.93266957361374, "tx_power_w": 0.8104288294641651, "energy_budget_j": 5.594270611475714}, {"name": "dev-1", "flops_per_s": 3795931070815.422, "memory_bytes": 3786743326.4821925, "spectral_efficiency": 4.180100381136787, "compute_power_w": 9.256528598305552, "tx_power_w": 0.6146588331309478, "energy_budget_j": 1.4310711213339773}], "channel": {"total_bandwidth_hz": 548502.2914121934, "rate_model": "fixed"}, "server": {"flops_per_s": 100000000000000.0}}''')
+
+
+def test_a_heuristic_that_finds_nothing_does_not_call_the_instance_infeasible():
+    import solvers
+
+    exact = lola.solve(_PACKING_MISS_DOC, problem="jbba", method="exact", max_blocks=3)
+    assert exact.status == "optimal" and exact.round_latency_s == pytest.approx(0.7765, rel=1e-3)
+    for method in ("packing", "greedy"):
+        try:
+            result = lola.solve(_PACKING_MISS_DOC, problem="jbba", method=method, max_blocks=3)
+        except solvers.SolverFailure as error:
+            assert "does not prove" in str(error)
+        else:
+            assert result.status != "infeasible"
+            assert result.round_latency_s >= exact.round_latency_s * (1 - 1e-9)

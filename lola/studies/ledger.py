@@ -118,8 +118,11 @@ def traffic_ledger(scenario=None, *, problem: str = "jbba", method: str | None =
     ratio = None
     if central_total is not None and central_total["total_bytes"] > 0:
         ratio = total["total_bytes"] / central_total["total_bytes"]
-    message = "" if central is not None else (
-        "centralized needs model.batch_bytes and server.flops_per_s; its totals are null")
+    notes = [result.message] if "no pair can run split" in result.message else []
+    if central is None:
+        notes.append("centralized needs model.batch_bytes and server.flops_per_s; its totals "
+                     "are null")
+    message = "; ".join(notes)
     return Ledger(scenario.name, problem, result.method, rounds, per_round, total,
                   central_total, ratio, message)
 
@@ -171,7 +174,7 @@ def run_command(args) -> int:
     if ledger.centralized_total is not None:
         lines.append(f"centralized: up {_size(ledger.centralized_total['uplink_bytes'])} "
                      f"(mini-batches); DEFT / centralized = {ledger.ratio_to_centralized:.4g}")
-    else:
+    if ledger.message:
         lines.append(ledger.message)
     print("\n".join(lines))
     return 0 if math.isfinite(ledger.total["total_bytes"]) else 1
