@@ -85,11 +85,30 @@ def scenario(n_devices: int, n_blocks: int, seed: int, memory_scale: float = 1.0
                                "devices": devices, "channel": drawn["channel"]})
 
 
+class _Missed:
+    """A heuristic that found no allocation (:class:`solvers.SolverFailure`): a row saying so."""
+
+    def __init__(self, message, seconds):
+        self.status, self.message, self.solve_time_s = "failed", message, seconds
+        self.round_latency_s = self.lower_bound_s = None
+        self.extras = {}
+
+
 def _solve(loaded, problem, method, repeats=1, **options):
     """The result of the last of ``repeats`` solves, with the median solve time."""
+    import time
+
+    import solvers
+
     times, result = [], None
     for _ in range(repeats):
-        result = lola.solve(loaded, problem=problem, method=method, **options)
+        started = time.perf_counter()
+        try:
+            result = lola.solve(loaded, problem=problem, method=method, **options)
+        except solvers.SolverFailure as error:
+            if solvers.METHODS[method].exact:
+                raise
+            result = _Missed(str(error), time.perf_counter() - started)
         times.append(result.solve_time_s)
     return result, statistics.median(times)
 

@@ -572,8 +572,14 @@ def _play_round(task: _RoundTask) -> dict:
         if count == 0:  # nobody to train: no method can run, and none is asked
             rows.append(_row(task.round_index, method, "infeasible", None, 0.0, None, 0))
             continue
-        result = solve(played, task.problem, method,
-                       seed=_method_seed(task.seed, task.round_index, method))
+        try:
+            result = solve(played, task.problem, method,
+                           seed=_method_seed(task.seed, task.round_index, method))
+        except solvers.SolverFailure:
+            # a heuristic that found nothing this round (it proves no infeasibility): a round
+            # without its allocation, counted with the infeasible ones
+            rows.append(_row(task.round_index, method, "infeasible", None, 0.0, None, count))
+            continue
         rows.append(_row(task.round_index, method, result.status, result.round_latency_s,
                          result.solve_time_s, _energy_of(result.devices), count))
         if position == 0 and task.round_index == 1 and result.status != "infeasible":
