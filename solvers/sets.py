@@ -483,16 +483,23 @@ def _uniform_p1(instance: Instance, bandwidth_hz) -> SolverResult:
 
     if candidates.size == 0 or runs_at(candidates[-1]) is None:
         return SolverResult.infeasible(NO_SETS)
-    lo, hi = -1, candidates.size - 1  # candidates[hi] feasible; below lo+1 infeasible
+    least = _least_candidate(candidates, lambda target: runs_at(target) is not None)
+    assignment = _runs_to_assignment(instance, runs_at(least))
+    return _result(instance, assignment, np.asarray(bandwidth_hz, dtype=float), Status.OPTIMAL,
+                   message="several blocks per device: subset programme over contiguous runs")
+
+
+def _least_candidate(candidates, passes):
+    """The least of the sorted ``candidates`` that ``passes``, by binary search; the last one
+    must pass (the test is assumed monotone: it fails below some value and passes above)."""
+    lo, hi = -1, len(candidates) - 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if runs_at(candidates[mid]) is not None:
+        if passes(candidates[mid]):
             hi = mid
         else:
             lo = mid
-    assignment = _runs_to_assignment(instance, runs_at(candidates[hi]))
-    return _result(instance, assignment, np.asarray(bandwidth_hz, dtype=float), Status.OPTIMAL,
-                   message="several blocks per device: subset programme over contiguous runs")
+    return candidates[hi]
 
 
 def _run_needs(instance: Instance, flops, bits, allowed):
@@ -773,16 +780,9 @@ def _lower_bound_p1(instance, latency_single, caps_at, breakpoints):
         matched = maximum_bipartite_matching(csr_matrix(edges.astype(np.int8)),
                                              perm_type="column")
         return bool((matched >= 0).all())
-    lo, hi = -1, candidates.size - 1
-    if not relaxed(candidates[hi]):
+    if not relaxed(candidates[-1]):
         return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if relaxed(candidates[mid]):
-            hi = mid
-        else:
-            lo = mid
-    return float(candidates[hi])
+    return float(_least_candidate(candidates, relaxed))
 
 
 def _cheapest_set_latency(instance, bandwidth_hz):
@@ -834,15 +834,9 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
         if candidates.size:
             def runs_at(target):
                 return _greedy_runs(np.where(latency <= target, 1.0, np.inf), n_blocks)
-            lo, hi = -1, candidates.size - 1
-            if runs_at(candidates[hi]) is not None:
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    if runs_at(candidates[mid]) is not None:
-                        hi = mid
-                    else:
-                        lo = mid
-                best = _runs_to_assignment(instance, runs_at(candidates[hi]))
+            if runs_at(candidates[-1]) is not None:
+                least = _least_candidate(candidates, lambda target: runs_at(target) is not None)
+                best = _runs_to_assignment(instance, runs_at(least))
         if best is None:
             return _packing_failed(bound)
         result = _result(instance, best, bandwidth_hz, Status.FEASIBLE, lower_bound_s=bound)
