@@ -19,14 +19,17 @@ over above that programme's device limit:
   one of them) whose test is the pure 0/1 feasibility MILP over the arcs with T_k(r, j) <= T
   (no tolerance matters: every coefficient is 0 or 1). ``packing``'s allocation and proven
   lower bound bracket the search; a witness moves the upper end to its own latency.
-* **P2**: a bisection on the round latency T whose test is the feasibility MILP with the budget
-  row ``sum b_k(r, j, T) y <= B`` (b the least bandwidth of the run at T, its energy floor
-  included; any rate model, since b is computed outside the MILP). A witness at T is split
-  optimally (:func:`solvers.sets.group_split`), and its true latency (at most T) becomes the
-  new upper end; an infeasible test raises the lower end. The budget row is B (1 - 1e-8), ten
-  times HiGHS's feasibility tolerance, so that every witness truly fits B; the lower end is
-  thus proven for a budget 1e-8 below B, which moves the latency by about as much, far inside
-  the 1e-6 of exactness.
+* **P2**: with b_k(r, j, T) the least bandwidth of a run at latency T (its energy floor
+  included; any rate model, since b is computed outside the MILP), Dinkelbach's iteration
+  from ``packing``'s allocation: at the best latency T found so far, the path of least total
+  bandwidth ``sum b_k(r, j, T) y`` is split optimally (:func:`solvers.sets.group_split`), and
+  its own latency, at most T, is the next T. At a fixed point (no gain beyond the tolerance
+  rtol) the feasibility MILP with the budget row ``sum b_k(r, j, T (1 - rtol)) y <= B`` must be
+  infeasible, which proves T optimal to rtol; where it is not (HiGHS stops its minimisation at
+  a relative gap of 1e-4), its witness is the next T. The budget row is B (1 - 1e-8), ten times
+  HiGHS's feasibility tolerance, so that every witness truly fits B; the proof is thus for a
+  budget 1e-8 below B, which moves the latency by about as much, far inside the 1e-6 of
+  exactness.
 
 HiGHS is called through ``highspy`` (one thread) with its default MIP settings and tightened
 primal feasibility (1e-9); the data are 0/1 apart from the budget row, which is scaled to O(1).
@@ -82,10 +85,11 @@ class _PathModel:
         self.row_upper = np.concatenate([[1.0], np.zeros(n_blocks - 1), np.ones(n_devices)])
         self.n_devices, self.n_blocks = n_devices, n_blocks
 
-    def solve(self, *, usable=None, extra_rows=(), deadline=None):
-        """The feasibility problem with the arcs outside ``usable`` fixed to 0 and extra rows
-        ``(coefficients over the arcs, lower, upper)``. Returns the arc values, or None when
-        HiGHS proves it infeasible; raises TimeoutError at the deadline without a solution."""
+    def solve(self, *, usable=None, extra_rows=(), cost=None, deadline=None):
+        """The path problem with the arcs outside ``usable`` fixed to 0, extra rows
+        ``(coefficients over the arcs, lower, upper)`` and ``cost`` over the arcs to minimise
+        (none: any feasible path). Returns the arc values, or None when HiGHS proves it
+        infeasible; raises TimeoutError at the deadline without a solution."""
         from scipy.sparse import csc_matrix, vstack
 
         highspy = self.highspy
@@ -99,7 +103,7 @@ class _PathModel:
         matrix = csc_matrix(matrix)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n_cols, matrix.shape[0]
-        lp.col_cost_ = np.zeros(n_cols)
+        lp.col_cost_ = np.zeros(n_cols) if cost is None else np.asarray(cost, dtype=float)
         col_upper = np.ones(n_cols) if usable is None else np.where(usable, 1.0, 0.0)
         lp.col_lower_, lp.col_upper_ = np.zeros(n_cols), col_upper
         lp.row_lower_ = np.where(np.isfinite(r := np.concatenate(lower)), r, -highspy.kHighsInf)
@@ -238,9 +242,10 @@ def _chosen_value(model, runs, value):
 
 
 def paths_p2(instance: Instance, rtol=1e-9, deadline=None) -> SolverResult:
-    """P2 with several blocks per device in the uniform case: bisection on T with the path
-    MILP and its budget row as the test (module docstring), started from ``packing``'s
-    allocation and proven lower bound. Any number of devices, either rate model."""
+    """P2 with several blocks per device in the uniform case: Dinkelbach's iteration with the
+    path MILP, certified by its feasibility test (module docstring), started from
+    ``packing``'s allocation and proven lower bound. Any number of devices, either rate
+    model; ``deadline`` stops it with a proven bound."""
     from .sets import (NO_SETS, _result, _run_needs, _runs_to_assignment, group_split,
                        solve_packing)
 
@@ -261,6 +266,16 @@ def paths_p2(instance: Instance, rtol=1e-9, deadline=None) -> SolverResult:
             return None
         row = np.where(usable, cost, 0.0) / budget
         found = model.solve(usable=usable, extra_rows=[(row, -np.inf, 1.0 - BUDGET_MARGIN)],
+                            deadline=deadline)
+        return None if found is None else _runs_to_assignment(instance, model.runs(found))
+
+    def cheapest(target):
+        """The allocation of least total bandwidth at ``target`` (to HiGHS's gap), or None."""
+        cost = need(target)[:, ::-1, :][k, r, j - 1]
+        usable = cost <= budget
+        if not usable.any():
+            return None
+        found = model.solve(usable=usable, cost=np.where(usable, cost, 0.0) / budget,
                             deadline=deadline)
         return None if found is None else _runs_to_assignment(instance, model.runs(found))
 
@@ -289,26 +304,35 @@ def paths_p2(instance: Instance, rtol=1e-9, deadline=None) -> SolverResult:
             return SolverResult.infeasible(NO_SETS)
         hi = float(group_split(instance, best)[0][0])
     stopped = False
-    while hi - lo > rtol * hi:
-        mid = 0.5 * (lo + hi)
+    while lo < hi * (1 - rtol):  # the same product as the target below: no rounding loop
         try:
-            found = witness(mid)
+            # Dinkelbach's step: the allocation that needs the least bandwidth at hi meets B
+            # at its own latency, at most hi; a fixed point is optimal
+            step = cheapest(hi)
+            if step is not None:
+                latency = float(group_split(instance, step)[0][0])
+                if latency < hi * (1 - rtol):
+                    hi, best = latency, step
+                    continue
+            # no progress: hi is optimal unless some allocation fits B just below it
+            target = max(lo, hi * (1 - rtol))
+            found = witness(target)
         except TimeoutError:
             stopped = True
             break
         if found is None:
-            lo = mid
+            lo = target
             continue
-        latency = float(group_split(instance, found)[0][0])  # at most mid: the margin
+        latency = float(group_split(instance, found)[0][0])  # at most target: the margin
         if latency < hi:
             hi, best = latency, found
         else:  # cannot happen unless HiGHS breaks its tolerance; stop rather than loop
-            hi = mid
+            lo = target
     latency, bandwidth = group_split(instance, best)
     if not np.isfinite(latency[0]):
         return SolverResult.infeasible(NO_SETS)
     status = Status.FEASIBLE if stopped else Status.OPTIMAL
     message = ("stopped at the time limit; lower_bound_s is proven" if stopped else
-               "several blocks per device: bisection with a path MILP over contiguous runs")
+               "several blocks per device: path MILP over contiguous runs (Dinkelbach)")
     return _result(instance, best, bandwidth[0], status, lower_bound_s=min(lo, latency[0]),
                    message=message)
