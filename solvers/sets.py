@@ -40,8 +40,10 @@ of a subset U can cover::
 
     R(U) = max_{k in U} R(U - k) + J_k(N - R(U - k)),   feasible at T iff R(all) >= N,
 
-a dynamic programme over subsets, O(2^K K) per threshold, with a binary search over the
-O(K N max c) candidate values T_k(s, j). For P2 the same sequences with bandwidth
+a dynamic programme over subsets, O(2^K K) per threshold: one pass over the subsets by size,
+each subset's predecessors as an index table, several thresholds per pass. A search over the
+O(K N max c) candidate values T_k(s, j) finds the least feasible one, starting at a counting
+bound (the devices' longest runs at T must add up to N). For P2 the same sequences with bandwidth
 b_k(s, j, T) = the least bandwidth meeting T (and the energy budget), and::
 
     W(U, r) = min_{k in U, j} W(U - k, r - j) + b_k(N - r + j, j, T),   feasible iff
@@ -68,13 +70,16 @@ Examples
 """
 from __future__ import annotations
 
+import bisect
+import functools
+import math
 import time
 
 import numpy as np
 
 from .bandwidth import least_target, min_bandwidth
 from .common import assignment_result
-from .model import Instance, pair_energy, pair_latency
+from .model import LN2, Instance, pair_energy, pair_latency
 from .result import SolverFailure, SolverInputError, SolverResult, Status
 
 __all__ = ["uniform_costs", "group_split", "solve_sets_p1", "solve_sets_p2",
@@ -113,24 +118,24 @@ def _run_costs(instance: Instance):
     """
     n_blocks = instance.n_blocks
     most = int(min(n_blocks, instance.max_blocks().max()))
-    extra_flops = instance.extra_flops()
-    extra_memory = instance.extra_memory()
-    flops = np.full((n_blocks, most), np.inf)
-    memory = np.full((n_blocks, most), np.inf)
-    bits = np.full((n_blocks, most), np.inf)
-    for s in range(n_blocks):
-        take = min(most, s + 1)
-        run = np.arange(s, s - take, -1)  # deepest first
-        shallower = run[1:][::-1]  # the extras, in depth order
-        extra = np.concatenate([[0.0], np.cumsum(extra_flops[shallower][::-1])])
-        # group_costs adds extras one at a time from zero in increasing block index; this adds
-        # them one at a time from zero from the deepest up, which gives the same sums only when
-        # they are equal: the uniform case, the only one that uses these tables (the others
-        # go through _general_run_costs).
-        flops[s, :take] = instance.block_flops[s] + extra[:take]
-        memory[s, :take] = instance.block_memory[s] + np.concatenate(
-            [[0.0], np.cumsum(extra_memory[shallower][::-1])])[:take]
-        bits[s, :take] = np.cumsum(instance.block_bits[run])[:take]
+    # row s, column i: block s - i (the run's blocks from the deepest up; < 0: none)
+    block = np.arange(n_blocks)[:, None] - np.arange(most)[None, :]
+    exists = block >= 0
+    block = np.where(exists, block, 0)
+
+    def running(values, first):
+        """Sums from zero, one term at a time along each row (cumsum is sequential), of
+        ``first`` (the deepest block's term) and ``values`` of the blocks above it."""
+        terms = np.where(exists, values[block], 0.0)
+        terms[:, 0] = first
+        return np.where(exists, np.cumsum(terms, axis=1), np.inf)
+    # group_costs adds extras one at a time from zero in increasing block index; this adds
+    # them one at a time from zero from the deepest up, which gives the same sums only when
+    # they are equal: the uniform case, the only one that uses these tables (the others go
+    # through _general_run_costs). Payloads likewise (equal in the uniform case).
+    flops = instance.block_flops[:, None] + running(instance.extra_flops(), 0.0)
+    memory = instance.block_memory[:, None] + running(instance.extra_memory(), 0.0)
+    bits = running(instance.block_bits, instance.block_bits)
     return flops, memory, bits
 
 
@@ -300,46 +305,91 @@ def _subset_layers(n_devices: int):
     return [masks[popcount == p] for p in range(n_devices + 1)]
 
 
-def _cover_runs(capacity, layers, n_blocks):
-    """The subset programme of P1: ``capacity[k, r]`` = blocks device k covers when r are
-    covered already (its deepest block is then N - 1 - r). Returns the runs of a covering
-    sequence, or None."""
-    n_devices = capacity.shape[0]
-    reach = np.full(1 << n_devices, -1, dtype=np.int64)
-    parent = np.full(1 << n_devices, -1, dtype=np.int64)
-    reach[0] = 0
-    capacity = np.concatenate([capacity, np.zeros((n_devices, 1), dtype=np.int64)], axis=1)
-    for layer in layers[:-1]:
-        here = reach[layer]
-        for k in range(n_devices):
-            free = (layer >> k) & 1 == 0
-            if not free.any():
-                continue
-            source = layer[free]
-            covered = here[free]
-            value = np.minimum(covered + capacity[k, np.minimum(covered, n_blocks)], n_blocks)
-            target = source | (1 << k)
-            better = value > reach[target]
-            reach[target[better]] = value[better]
-            parent[target[better]] = k
-        if (reach >= n_blocks).any():
-            break
-    done = np.flatnonzero(reach >= n_blocks)
-    if done.size == 0:
-        return None
-    mask = int(done[0])
-    order = []
-    while mask:
-        k = int(parent[mask])
-        order.append(k)
-        mask ^= 1 << k
-    runs, covered = [], 0
-    for k in reversed(order):
-        take = int(min(capacity[k, covered], n_blocks - covered))
-        if take > 0:
-            runs.append((k, take))
-        covered += take
-    return runs
+@functools.lru_cache(maxsize=4)
+def _subset_lattice(n_devices: int):
+    """The subsets of K devices ranked by (size, mask), for :func:`_cover_runs`: for each size
+    q = 1..K, the rank of its first subset and, for each of its subsets, the ranks of its q
+    predecessors (without one of its devices, in increasing device order) and those devices,
+    as (C(K, q), q) arrays. Rank 0 is the empty set. Cached per K (read-only)."""
+    masks = np.arange(1 << n_devices, dtype=np.int64)
+    size = np.zeros(masks.size, dtype=np.int64)
+    for k in range(n_devices):
+        size += (masks >> k) & 1
+    order = np.lexsort((masks, size))  # by size, then mask
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    layers, start = [], 1
+    for count in range(1, n_devices + 1):
+        members = order[start:start + math.comb(n_devices, count)]
+        _, device = np.nonzero((members[:, None] >> np.arange(n_devices)) & 1)
+        device = device.reshape(members.size, count)
+        before = rank[members[:, None] ^ (1 << device)]
+        for array in (device, before):
+            array.flags.writeable = False
+        layers.append((start, before, device))
+        start += members.size
+    return tuple(layers)
+
+
+@functools.lru_cache(maxsize=4)
+def _lattice_index(n_devices: int, n_blocks: int, width: int):
+    """For each size of :func:`_subset_lattice`, the flat index of (threshold p, device) rows
+    in a (P, K, N + 1) table, for P = ``width`` thresholds at once (cached)."""
+    layers = _subset_lattice(n_devices)
+    offset = (np.arange(width) * n_devices)[:, None, None]
+    bases = tuple((offset + device) * (n_blocks + 1) for _, _, device in layers)
+    for base in bases:
+        base.flags.writeable = False
+    return bases
+
+
+def _cover_runs(capacity, n_blocks):
+    """The subset programme of P1 for P thresholds at once: ``capacity[p, k, r]`` = blocks
+    device k covers at threshold p when r are covered already (its deepest block is then
+    N - 1 - r). Returns (feasible (P,), runs) with ``runs(p)`` the runs of a covering
+    sequence at threshold p.
+
+    One pass over the subsets by size (:func:`_subset_lattice`): each subset's reach is the
+    best over its predecessors, R(U) = max_k min(R(U - k) + capacity[k, R(U - k)], N), ties to
+    the lowest device; the sequence is read back from the first size at which some subset
+    reaches N, its first such subset in mask order."""
+    width, n_devices, _ = capacity.shape
+    layers = _subset_lattice(n_devices)
+    bases = _lattice_index(n_devices, n_blocks, width)
+    # after[p, k, r] = min(r + capacity, N): where device k leaves the cover (r = N: as is)
+    covered = np.arange(n_blocks + 1)
+    after = np.full((width, n_devices, n_blocks + 1), n_blocks, dtype=np.int64)
+    after[:, :, :n_blocks] = np.minimum(covered[:-1] + capacity, n_blocks)
+    flat = after.reshape(-1)
+    reach = np.zeros((width, 1 << n_devices), dtype=np.int64)  # by rank
+    values = []  # each size's (P, C, q) candidates: the choices are read back from them
+    for (start, before, _), base in zip(layers, bases):
+        value = flat[base + reach[:, before]]  # (P, C, q)
+        reach[:, start:start + before.shape[0]] = value.max(axis=2)
+        values.append(value)
+    feasible = reach[:, -1] >= n_blocks
+
+    def runs(p):
+        if not feasible[p]:
+            return None
+        # ranks go by size, then mask: the first rank that reaches N is the first subset of
+        # the least size that does
+        position, sequence = int(np.argmax(reach[p] >= n_blocks)), []
+        starts = [first for first, _, _ in layers]
+        while position:
+            size = bisect.bisect_right(starts, position) - 1
+            start, before, device = layers[size]
+            i = int(np.argmax(values[size][p, position - start]))  # ties: the lowest device
+            sequence.append(int(device[position - start, i]))
+            position = int(before[position - start, i])
+        found, covered = [], 0
+        for k in reversed(sequence):
+            take = int(after[p, k, covered]) - covered
+            if take > 0:
+                found.append((k, take))
+            covered += take
+        return found
+    return feasible, runs
 
 
 def _hand_over(instance, bandwidth_hz, name, err, **options) -> SolverResult:
@@ -451,10 +501,10 @@ def _sandwich(instance, solve_uniform, name, bandwidth_hz, tolerance, **options)
 
 
 def solve_sets_p1(instance: Instance, bandwidth_hz, **_) -> SolverResult:
-    """P1 with several blocks per device: in the uniform case, binary search over the
-    candidate run latencies T_k(s, j) with the subset programme as the test (module
-    docstring); unequal extras are bracketed (:func:`_sandwich`); other instances go to
-    enumeration (tiny) or the MILP, exactly, and the message says so."""
+    """P1 with several blocks per device: in the uniform case, a search over the candidate run
+    latencies T_k(s, j) with the subset programme as the test (module docstring); unequal
+    extras are bracketed (:func:`_sandwich`); other instances go to enumeration (tiny) or the
+    MILP, exactly, and the message says so."""
     return _sandwich(instance, lambda inst: _uniform_p1(inst, bandwidth_hz), "crunch",
                      bandwidth_hz, 1e-12)
 
@@ -471,20 +521,54 @@ def _uniform_p1(instance: Instance, bandwidth_hz) -> SolverResult:
     allowed &= _energy_ok(instance, flops[None], bits[None], devices, bandwidth_hz)
     latency = np.where(allowed, latency, np.inf)
     candidates = np.unique(latency[np.isfinite(latency)])
-    layers = _subset_layers(n_devices)
-    # capacity at T: J_k(s) = the most blocks j with latency <= T (latency grows with j)
-    deepest_first = np.arange(n_blocks - 1, -1, -1)
-
-    def runs_at(target):
-        fits = latency[:, deepest_first, :] <= target  # (K, r, J): r covered, top N-1-r
-        capacity = np.where(fits.any(axis=2),
-                            fits.shape[2] - np.argmax(fits[:, :, ::-1], axis=2), 0)
-        return _cover_runs(capacity.astype(np.int64), layers, n_blocks)
-
-    if candidates.size == 0 or runs_at(candidates[-1]) is None:
+    if candidates.size == 0:
         return SolverResult.infeasible(NO_SETS)
-    least = _least_candidate(candidates, lambda target: runs_at(target) is not None)
-    assignment = _runs_to_assignment(instance, runs_at(least))
+    by_covered = latency[:, ::-1, :]  # (K, r, J): r covered, top N-1-r
+    most = by_covered.shape[2]
+
+    def programme(targets):
+        # capacity at T: J_k(s) = the most blocks j with latency <= T (latency grows with j)
+        fits = by_covered[None] <= np.asarray(targets)[:, None, None, None]
+        capacity = np.where(fits.any(axis=3), most - np.argmax(fits[..., ::-1], axis=3), 0)
+        return _cover_runs(capacity, n_blocks)
+
+    # Below T0 no candidate passes: some run must hold the deepest block, and the devices'
+    # longest runs anywhere (device k takes j blocks somewhere from the least T_k(s, j') over
+    # s and j' >= j on) must add up to N.
+    longest = np.minimum.accumulate(latency.min(axis=1)[:, ::-1], axis=1)[:, ::-1]
+    if longest.size < n_blocks:
+        return SolverResult.infeasible(NO_SETS)
+    least = max(np.partition(longest.ravel(), n_blocks - 1)[n_blocks - 1],
+                latency[:, -1, :].min())
+    # candidates[lo] fails (or lo = -1), candidates[hi] passes once ``runs`` is known: a
+    # search with several thresholds per pass, as many as keep a pass about as cheap as one
+    # threshold's (a pass costs numpy calls more than elements while the subsets are few)
+    lo, hi = int(np.searchsorted(candidates, least)) - 1, candidates.size - 1
+    width = max(1, min(16, 1024 >> n_devices))
+    runs = None
+    while runs is None or hi - lo > 1:
+        span = hi - lo
+        if span <= 0:  # every candidate is below T0
+            return SolverResult.infeasible(NO_SETS)
+        if runs is None:  # the first pass: the largest candidate must pass
+            points = lo + (np.arange(1, width + 1) * span + width - 1) // width
+        else:
+            points = lo + (np.arange(1, width + 1) * span + width) // (width + 1)
+            points = points[points < hi]
+        points = np.unique(points)
+        feasible, runs_at = programme(candidates[points])
+        if runs is None and not feasible[-1]:
+            return SolverResult.infeasible(NO_SETS)
+        passing = np.flatnonzero(feasible)
+        if passing.size:
+            first = int(passing[0])
+            hi, runs = int(points[first]), (runs_at, first)
+            if first > 0:
+                lo = int(points[first - 1])
+        else:
+            lo = int(points[-1])
+    runs_at, p = runs
+    assignment = _runs_to_assignment(instance, runs_at(p))
     return _result(instance, assignment, np.asarray(bandwidth_hz, dtype=float), Status.OPTIMAL,
                    message="several blocks per device: subset programme over contiguous runs")
 
@@ -720,38 +804,47 @@ def _greedy_runs(cost, n_blocks, budget=None, caps=None):
     """Cover depths from the deep end: at each top, the unused device and run length with the
     lowest cost per block among those that keep within ``budget`` when a budget is given, or
     the longest run (ties: the device that gains least from shallower tops) when ``cost`` is a
-    feasibility mask."""
-    n_devices = cost.shape[0]
-    free = np.ones(n_devices, dtype=bool)
-    covered, runs, spent = 0, [], 0.0
-    most = cost.shape[2]
+    feasibility mask (boolean, or finite where feasible). ``cost[k, r, j - 1]``: device k
+    covering j blocks when r are covered."""
+    n_devices, _, most = cost.shape
     lengths = np.arange(1, most + 1)
-    while covered < n_blocks:
-        here = cost[:, covered, :].copy()  # (K, J)
-        here[~free] = np.inf
-        here[:, n_blocks - covered:] = np.inf
-        if budget is None:
-            fits = np.isfinite(here)
-            take = np.where(fits.any(axis=1), most - np.argmax(fits[:, ::-1], axis=1), 0)
-            if not take.max():
+    # a run may not reach past the shallowest block
+    too_long = lengths[None, :] > n_blocks - np.arange(n_blocks)[:, None]
+    covered, runs, spent = 0, [], 0.0
+    if budget is None:
+        fits = (cost if cost.dtype == bool else np.isfinite(cost)) & ~too_long[None]
+        # how many runs fit at the shallowest top (the device that gains least from it)
+        later = (cost if cost.dtype == bool else np.isfinite(cost))[:, -1, :].sum(axis=1)
+        while covered < n_blocks:
+            here = fits[:, covered, :]
+            take = np.where(here.any(axis=1), most - np.argmax(here[:, ::-1], axis=1), 0)
+            # the longest run, then the least count at the shallowest top, then the first
+            k = int(np.argmax(take * (most + 1) - later))
+            if not take[k]:
                 return None
-            later = np.where(np.isfinite(cost[:, -1, :]), 1, 0).sum(axis=1)
-            k = int(np.lexsort((later, -take))[0])
             runs.append((k, int(take[k])))
             covered += int(take[k])
-        else:
-            # keep enough capacity in the other free devices for the blocks left after this run
-            others = (caps * free).sum() - caps
-            short = (n_blocks - covered - lengths[None, :]) > others[:, None]
-            per_block = np.where(short, np.inf, here / lengths[None, :])
-            if not np.isfinite(per_block).any():
-                return None
-            k, j = np.unravel_index(int(np.argmin(per_block)), per_block.shape)
-            spent += here[k, j]
-            runs.append((int(k), int(j) + 1))
-            covered += int(j) + 1
-        free[runs[-1][0]] = False
-    if budget is not None and not spent <= budget:
+            fits[k] = False  # used
+        return runs
+    per_block = np.where(too_long[None], np.inf, cost / lengths)
+    # keep enough capacity in the other free devices for the blocks left after this run:
+    # N - covered - j <= free caps - c_k, i.e. c_k - j <= free caps + covered - N (a used
+    # device's row gets a spare above any such bound: it is out)
+    spare = caps[:, None] - lengths
+    free_caps = int(caps.sum())
+    huge = n_blocks + int(caps.sum()) + most + 1
+    while covered < n_blocks:
+        here = np.where(spare > free_caps + covered - n_blocks, np.inf,
+                        per_block[:, covered, :])
+        k, j = divmod(int(np.argmin(here)), most)
+        if here[k, j] == np.inf:
+            return None
+        spent += cost[k, covered, j]
+        runs.append((k, j + 1))
+        covered += j + 1
+        spare[k] = huge
+        free_caps -= int(caps[k])
+    if not spent <= budget:
         return None
     return runs
 
@@ -809,46 +902,34 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
     bisection on the latency, then the optimal split). Not exact in general; it reports a
     proven lower bound from a relaxation (P1: every block reachable and the largest sets
     holding N blocks; P2: the least bandwidths of single blocks add up to at most B, since a
-    set needs at least the sum of its blocks' needs)."""
-    problem = "jbba" if bandwidth_hz is None else "matching"
+    set needs at least the sum of its blocks' needs, and the block counts of
+    :func:`_count_need_relaxation`). P2 then improves the runs of the budgeted search and
+    of the P1 search at equal shares by a local search (:func:`_improve_runs`)."""
     n_blocks = instance.n_blocks
     flops, memory, bits = _contiguous_costs(instance)
     allowed = _run_table(instance, flops, memory, bits)
-    deepest_first = np.arange(n_blocks - 1, -1, -1)
-    devices = np.arange(instance.n_devices)[:, None, None]
-    if problem != "jbba":
+    if bandwidth_hz is not None:
         bandwidth_hz = np.asarray(bandwidth_hz, dtype=float)
-        rate = instance.rate(bandwidth_hz)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            latency = pair_latency(flops[None], instance.device_flops_per_s[devices],
-                                   bits[None], rate[devices])
-        allowed = allowed & _energy_ok(instance, flops[None], bits[None], devices, bandwidth_hz)
-        latency = np.where(allowed, latency, np.inf)[:, deepest_first, :]
-        candidates = np.unique(latency[np.isfinite(latency)])
         single = instance.latency_matrix(bandwidth_hz)
         cheapest = _cheapest_set_latency(instance, bandwidth_hz)
         bound = _lower_bound_p1(
             instance, single, lambda t: (cheapest <= t).sum(axis=1),
             cheapest) if np.isfinite(single).any() else None
-        best = None
-        if candidates.size:
-            def runs_at(target):
-                return _greedy_runs(np.where(latency <= target, 1.0, np.inf), n_blocks)
-            if runs_at(candidates[-1]) is not None:
-                least = _least_candidate(candidates, lambda target: runs_at(target) is not None)
-                best = _runs_to_assignment(instance, runs_at(least))
-        if best is None:
+        runs = _packing_p1_runs(instance, bandwidth_hz, flops, bits, allowed)
+        if runs is None:
             return _packing_failed(bound)
+        best = _runs_to_assignment(instance, runs)
         result = _result(instance, best, bandwidth_hz, Status.FEASIBLE, lower_bound_s=bound)
         if bound is not None and result.round_latency_s <= bound:
             result.status = Status.OPTIMAL
         return result
     need = _run_needs(instance, flops, bits, allowed)
     budget = instance.total_bandwidth_hz
+    deepest_first = np.arange(n_blocks - 1, -1, -1)
+    caps = np.minimum(instance.max_blocks(), n_blocks)
 
     def runs_at(target):
-        return _greedy_runs(need(target)[:, deepest_first, :], n_blocks, budget,
-                            np.minimum(instance.max_blocks(), n_blocks))
+        return _greedy_runs(need(target)[:, deepest_first, :], n_blocks, budget, caps)
     bound = _lower_bound_p2(instance)
     if bound is None:
         return _packing_failed(None)
@@ -858,7 +939,8 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
     # the bound is a proven lower bound, so 2^20 times it is generous; where the budgeted
     # greedy finds nothing even there, the equal-share start below is used alone
     for _ in range(20):
-        if runs_at(hi) is not None:
+        found = runs_at(hi)
+        if found is not None:
             break
         hi *= 2
     else:
@@ -868,22 +950,22 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
             if hi - lo <= 1e-4 * hi:
                 break
             mid = 0.5 * (lo + hi)
-            if runs_at(mid) is not None:
-                hi = mid
+            runs = runs_at(mid)
+            if runs is not None:
+                hi, found = mid, runs
             else:
                 lo = mid
-        starts.append(runs_at(hi))
-    try:
-        equal = solve_packing(instance, instance.equal_bandwidth())
-        if equal.assignment is not None:
-            starts.append(_assignment_to_runs(equal.assignment))
-    except SolverFailure:
-        pass
+        starts.append(found)
+    equal = _packing_p1_runs(instance, instance.equal_bandwidth(), flops, bits, allowed)
+    if equal is not None:
+        starts.append(equal)
     if not starts:
         return _packing_failed(bound)
     best_runs, best_latency = None, np.inf
+    curves = _RunCurves(instance, flops, bits, allowed)
     for runs in starts:
-        runs, latency = _improve_runs(instance, runs, flops, bits, allowed)
+        with np.errstate(all="ignore"):
+            runs, latency = _improve_runs(instance, runs, curves)
         if latency < best_latency:
             best_runs, best_latency = runs, latency
     if not np.isfinite(best_latency):
@@ -891,6 +973,32 @@ def solve_packing(instance: Instance, bandwidth_hz=None, **_) -> SolverResult:
     best = _runs_to_assignment(instance, best_runs)
     latency, bandwidth = group_split(instance, best)
     return _result(instance, best, bandwidth[0], Status.FEASIBLE, lower_bound_s=bound)
+
+
+def _packing_p1_runs(instance: Instance, bandwidth_hz, flops, bits, allowed):
+    """Packing's P1 search at fixed bandwidths: the least run latency T at which the greedy
+    cover (:func:`_greedy_runs`, longest run first) covers every block, by binary search over
+    the run latencies; its runs, or None where it covers nothing even at the largest."""
+    n_blocks = instance.n_blocks
+    devices = np.arange(instance.n_devices)[:, None, None]
+    rate = instance.rate(bandwidth_hz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        latency = pair_latency(flops[None], instance.device_flops_per_s[devices], bits[None],
+                               rate[devices])
+    allowed = allowed & _energy_ok(instance, flops[None], bits[None], devices, bandwidth_hz)
+    latency = np.where(allowed, latency, np.inf)[:, ::-1, :]  # r covered: deepest N-1-r
+    candidates = np.unique(latency[np.isfinite(latency)])
+    if candidates.size == 0:
+        return None
+    found = {}
+
+    def runs_at(target):
+        if target not in found:
+            found[target] = _greedy_runs(latency <= target, n_blocks)
+        return found[target]
+    if runs_at(candidates[-1]) is None:
+        return None
+    return runs_at(_least_candidate(candidates, lambda target: runs_at(target) is not None))
 
 
 HEURISTIC_MISSED = ("{name} found no allocation within the caps, memory, energy budgets and "
@@ -918,86 +1026,334 @@ def _assignment_to_runs(assignment) -> list:
     return runs
 
 
-def _neighbours(runs, n_devices):
-    """Allocations one move away: a boundary between adjacent runs moved by one block, two
-    runs' devices swapped, a run handed to an idle device."""
-    idle = sorted(set(range(n_devices)) - {k for k, _ in runs})
-    for i in range(len(runs) - 1):
-        (a, ja), (b, jb) = runs[i], runs[i + 1]
+class _RunCurves:
+    """Each run's least bandwidth as a function of the target T, with its slope, for the
+    local search: device k covering j blocks whose deepest is s needs (section 8, and
+    :func:`~solvers.bandwidth.min_bandwidth`)::
+
+        w(T) = max(b_k(S(s, j) / (T - C(s, j) / f_k)), e_k(s, j)),   +inf for T <= C / f_k,
+
+    with b_k the inverse of the rate (R / rho_k, or the shannon inverse) and e_k the energy
+    floor. Each w is convex and non-increasing in T (the inverse rate is convex increasing,
+    S / (T - C / f) convex decreasing), so the need of a set of runs, sum w(T), is convex too:
+    its tangent at any T lies below it, and a Newton step from the left never passes the
+    least T at which the runs fit in B.
+
+    Runs are gathered as (4, ...) arrays of C / f (+inf where the run is not allowed: cap,
+    memory), S, rho_k or a_k, and e (0 without energy budgets); a run of length 0 is none
+    (C = S = 0: it needs nothing).
+    """
+
+    def __init__(self, instance: Instance, flops, bits, allowed):
+        self.fixed = instance.rate_model == "fixed"
+        self.floors = instance.has_energy_budgets
+        self.budget = instance.total_bandwidth_hz
+        devices = np.arange(instance.n_devices)[:, None, None]
+        speed = instance.device_flops_per_s[devices]
+        quality = (instance.device_spectral_efficiency if self.fixed
+                   else instance.device_snr_hz)[devices]
+        floor = np.zeros(allowed.shape)
+        if self.floors:
+            floor = instance.energy_floor(np.where(allowed, flops[None], 0.0),
+                                          np.where(allowed, bits[None], 0.0), devices)
+        with np.errstate(invalid="ignore"):
+            compute = np.where(allowed, flops[None] / speed, np.inf)
+        shape = allowed.shape
+        # one more length (index J) for "no run"
+        table = np.zeros((4, shape[0], shape[1], shape[2] + 1))
+        table[:, :, :, :-1] = [compute, np.broadcast_to(bits[None], shape),
+                               np.broadcast_to(quality, shape), floor]
+        table[2, :, :, -1] = 1.0
+        # flat, with one more column: a run longer than J (not allowed: C / f = +inf)
+        self.table = np.concatenate([table.reshape(4, -1), [[np.inf], [0.0], [1.0], [0.0]]],
+                                    axis=1)
+        self.most = shape[2]
+        self.n_blocks = shape[1]
+
+    def gather(self, device, take, covered):
+        """The terms of runs (device, length, blocks covered below it): (4, *shape)."""
+        width = self.most + 1
+        index = (device * self.n_blocks + (self.n_blocks - 1 - covered)) * width \
+            + np.where(take > 0, take - 1, self.most)
+        index = np.where(take > self.most, self.table.shape[1] - 1, index)
+        return self.table[:, index]
+
+    def need(self, target, terms):
+        """(w(T), w'(T)) of runs gathered by :meth:`gather`, at targets broadcast with them;
+        the slope is meaningless where w is +inf."""
+        compute, bits, quality, floor = terms
+        slack = target - compute
+        if self.fixed:
+            need = np.where(slack > 0, bits / slack / quality, np.inf)
+            slope = -need / slack
+        else:
+            from .bandwidth import shannon_bandwidth_for_rate
+
+            rate = np.where(slack > 0, bits / slack, np.inf)
+            need = np.where(slack > 0, shannon_bandwidth_for_rate(rate, quality), np.inf)
+            ratio = quality / need  # dr/db = (ln(1 + x) - x / (1 + x)) / ln 2 at x = a / b
+            slope = np.where(bits > 0, -(rate / slack) * LN2
+                             / (np.log1p(ratio) - ratio / (1 + ratio)), 0.0)
+        if self.floors:
+            slope = np.where(floor >= need, 0.0, slope)
+            need = np.maximum(need, floor)
+        return need, slope
+
+    def least_target(self, terms, lo, hi=None):
+        """The least T at which runs ``terms`` (4, n) fit in B: a Newton method from the left
+        (each tangent step stays below the root, by convexity), bisection where the need is
+        infinite; ``lo`` is below the root, ``hi`` (None: found by doubling) meets B.
+        Returns +inf when no T does."""
+        budget = self.budget
+        lo = max(float(lo), float(np.max(terms[0], initial=0.0)))
+        if not np.isfinite(lo):
+            return np.inf
+        if hi is None:
+            hi = max(2 * lo, lo + 1e-9)
+            for _ in range(1100):
+                if self.need(hi, terms)[0].sum() <= budget:
+                    break
+                hi = lo + 2 * (hi - lo)
+            else:
+                return np.inf
+        target = lo
+        for _ in range(200):
+            if hi - lo <= 1e-15 * hi:
+                break
+            need, slope = self.need(target, terms)
+            total = need.sum()
+            if total <= budget:
+                if target - lo <= 1e-12 * target:  # at the root, to rounding
+                    return target
+                hi = target
+                target = 0.5 * (lo + hi)
+                continue
+            lo = target
+            step = (total - budget) / -slope.sum() if np.isfinite(total) else np.inf
+            if not 0 < step < hi - target:  # no tangent, or rounding: bisect
+                target = 0.5 * (lo + hi)
+            elif step <= 1e-9 * target:  # converging quadratically: the error is now ~step^2
+                return target + step
+            else:
+                target = target + step
+        return hi
+
+
+@functools.lru_cache(maxsize=64)
+def _move_table(n_runs: int, n_idle: int) -> np.ndarray:
+    """The moves of :func:`_moves` for ``n_runs`` runs and ``n_idle`` idle devices, in their
+    order, as rows of indices into the current runs' arrays (padded: run R takes 0 blocks and
+    covers from 0, R + 1 takes 2; devices: R + i is idle device i); a move is valid if
+    take[v] >= 2, drops runs d1 and d2 (R: none) and adds::
+
+        (device[a1], take[t1] + take[u1] + c1, covered[p1]),
+        (device[a2], take[t2] + take[u2] + c2, covered[p2] + (the first's length if chain))
+
+    in the rows v, d1, d2, a1, a2, t1, t2, u1, u2, c1, c2, p1, p2, chain (length 0: none).
+    """
+    rows = []
+    pad, two = n_runs, n_runs + 1
+    for i in range(n_runs - 1):  # a boundary moved by one block, a split to an idle device
         for shift in (-1, 1):
-            if ja + shift >= 1 and jb - shift >= 1:
-                yield runs[:i] + [(a, ja + shift), (b, jb - shift)] + runs[i + 2:]
-        if ja > 1:  # split off the run's last block to an idle device
-            for k in idle[:4]:
-                yield runs[:i] + [(a, ja - 1), (k, 1)] + runs[i + 1:]
-    for i in range(len(runs)):
-        for k in idle:
-            yield runs[:i] + [(k, runs[i][1])] + runs[i + 1:]
-        for j in range(i + 1, len(runs)):
-            swapped = list(runs)
-            swapped[i], swapped[j] = (runs[j][0], runs[i][1]), (runs[i][0], runs[j][1])
-            yield swapped
-        if i + 1 < len(runs):  # merge a run into the one below it
-            merged = runs[:i] + [(runs[i][0], runs[i][1] + runs[i + 1][1])] + runs[i + 2:]
-            yield merged
+            rows.append((i if shift < 0 else i + 1, i, i + 1, i, i + 1, i, i + 1, pad, pad,
+                         shift, -shift, i, i, 1))
+        for idle in range(min(n_idle, 4)):
+            rows.append((i, i, pad, i, n_runs + idle, i, pad, pad, pad, -1, 1, i, i, 1))
+    for i in range(n_runs):  # a run to an idle device, swapped with a later one, merged
+        for idle in range(n_idle):
+            rows.append((two, i, pad, n_runs + idle, 0, i, pad, pad, pad, 0, 0, i, i, 0))
+        for other in range(i + 1, n_runs):
+            rows.append((two, i, other, other, i, i, other, pad, pad, 0, 0, i, other, 0))
+        if i + 1 < n_runs:
+            rows.append((two, i, i + 1, i, 0, i, pad, i + 1, pad, 0, 0, i, i, 0))
+    table = np.array(rows, dtype=np.int64).reshape(-1, 14).T.copy()
+    table.flags.writeable = False
+    return table
 
 
-def _improve_runs(instance, runs, flops, bits, allowed, *, rounds=50):
-    """Local search over contiguous allocations (:func:`_neighbours`), each move scored by its
-    optimal bandwidth split; stops at a local optimum."""
-    n_devices, n_blocks = instance.n_devices, instance.n_blocks
+def _moves(device, take, n_devices):
+    """Allocations one move away from the runs (``device``, ``take``), deepest first, in a
+    fixed order: for each boundary between adjacent runs, moved by one block either way, then
+    the upper run's last block split off to each of the first four idle devices; then for each
+    run, handed to each idle device, its device swapped with each later run's, merged with
+    the run below it (:func:`_move_table`).
 
-    most = allowed.shape[2]
+    Returns the positions of the (at most two) runs each move drops (R: none) as a (2, M)
+    array, and the (device, length, blocks covered below) of the (at most two) runs it adds
+    as three (2, M) arrays (length 0: none).
+    """
+    n_runs = device.size
+    used = np.zeros(n_devices, dtype=bool)
+    used[device] = True
+    idle = np.flatnonzero(~used)
+    table = _move_table(n_runs, idle.size)
+    take_of = np.concatenate([take, [0, 2]])
+    table = table[:, take_of[table[0]] >= 2]
+    length = take_of[table[5:7]] + take_of[table[7:9]] + table[9:11]
+    covered = np.concatenate([np.cumsum(take) - take, [0]])[table[11:13]]
+    covered[1] += table[13] * length[0]
+    return table[1:3], (np.concatenate([device, idle])[table[3:5]], length, covered)
 
-    def score(candidates):
-        # every candidate as padded arrays of its runs' devices and lengths (device K and
-        # length 0 pad), each run's top depth from the cumulative lengths
-        width = max(len(candidate) for candidate in candidates)
-        device = np.full((len(candidates), width), n_devices, dtype=np.int64)
-        take = np.zeros((len(candidates), width), dtype=np.int64)
-        for row, candidate in enumerate(candidates):
-            device[row, :len(candidate)], take[row, :len(candidate)] = zip(*candidate)
-        top = n_blocks - 1 - (np.cumsum(take, axis=1) - take)
-        real = take > 0
-        index = (np.minimum(device, n_devices - 1), np.clip(top, 0, n_blocks - 1),
-                 np.clip(take - 1, 0, most - 1))
-        fits = allowed[index] & (take <= most)
-        ok = np.all(fits | ~real, axis=1)
-        rows = np.broadcast_to(np.arange(len(candidates))[:, None], device.shape)
-        table_f = np.zeros((len(candidates), n_devices + 1))
-        table_b = np.zeros_like(table_f)
-        used = np.zeros(table_f.shape, dtype=bool)
-        table_f[rows[real], device[real]] = flops[index[1][real], index[2][real]]
-        table_b[rows[real], device[real]] = bits[index[1][real], index[2][real]]
-        used[rows[real], device[real]] = True
-        table_f, table_b, used = table_f[:, :-1], table_b[:, :-1], used[:, :-1]
-        latency = np.full(len(candidates), np.inf)
-        if ok.any():
-            latency[ok], _ = split_costs(instance, table_f[ok], table_b[ok], used[ok],
-                                         rtol=1e-9)
-        return latency
 
-    current = score([runs])[0]
+def _improve_runs(instance, runs, curves, *, rounds=50):
+    """Local search over contiguous allocations (:func:`_moves`), best improvement: each round
+    takes the move whose optimal bandwidth split has the least latency, as long as it improves
+    the current one (by more than a relative 1e-12); stops at a local optimum or after
+    ``rounds`` moves. Returns the runs and their latency.
+
+    A move drops at most two runs and adds at most two, so a neighbour's need at a target T
+    is the current runs' minus the dropped ones' plus the added ones' (:class:`_RunCurves`).
+    One evaluation at T0 = the current latency (1 - 1e-12) keeps the neighbours that meet it,
+    each with the tangent lower bound T0 - g(T0) / g'(T0) on its latency (g(T) = need - B is
+    convex and decreasing). The one with the least bound is solved (:meth:`_RunCurves.
+    least_target`); the others whose bound is below its latency are evaluated there, and only
+    those that meet it can beat it: they get a new tangent bound and the loop repeats with
+    them. So the best move is found without solving every neighbour.
+    """
+    budget = curves.budget
+    margin = 1 + 1e-9  # on tangent steps: rounding must not lift a lower bound past the root
+    device = np.array([k for k, _ in runs], dtype=np.int64)
+    take = np.array([j for _, j in runs], dtype=np.int64)
+    covered = np.cumsum(take) - take
+    terms = curves.gather(device, take, covered)
+    current = curves.least_target(terms, 0.0)
     for _ in range(rounds):
-        candidates = list(_neighbours(runs, n_devices))
-        if not candidates:
+        if not np.isfinite(current):
             break
-        latency = score(candidates)
-        i = int(np.argmin(latency))
-        if not latency[i] < current * (1 - 1e-12):
+        drop, (add_device, add_take, add_covered) = _moves(device, take, instance.n_devices)
+        if drop.shape[1] == 0:
             break
-        runs, current = candidates[i], latency[i]
-    return runs, current
+        added = curves.gather(add_device, add_take, add_covered)  # (4, 2, M)
+
+        def evaluate(target, rows):
+            """(need - B, its slope) of the neighbours ``rows`` at ``target``."""
+            need, slope = curves.need(target, terms)
+            # a run needing more than B makes any set that keeps it miss B: clip, so that
+            # dropping it below is a subtraction of finite numbers
+            over = need > 2 * budget
+            need = np.append(np.where(over, 2 * budget, need), 0.0)
+            slope = np.append(np.where(over, 0.0, slope), 0.0)
+            new_need, new_slope = curves.need(target, added[:, :, rows])
+            first, second = drop[:, rows]
+            total = (need.sum() - need[first] - need[second]) + (new_need[0] + new_need[1])
+            total_slope = (slope.sum() - slope[first] - slope[second]) \
+                + (new_slope[0] + new_slope[1])
+            return total - budget, total_slope
+
+        def neighbour(row):
+            kept = np.ones(device.size + 1, dtype=bool)
+            kept[drop[:, row]] = False
+            kept = kept[:-1]
+            real = add_take[:, row] > 0
+            return (np.concatenate([terms[:, kept], added[:, real, row]], axis=1),
+                    np.concatenate([device[kept], add_device[real, row]]),
+                    np.concatenate([take[kept], add_take[real, row]]),
+                    np.concatenate([covered[kept], add_covered[real, row]]))
+
+        start = current * (1 - 1e-12)
+        gap, slope = evaluate(start, slice(None))
+        alive = np.flatnonzero(gap <= 0)
+        bound = np.where(slope[alive] < 0, start + margin * gap[alive] / -slope[alive], 0.0)
+        upper = np.full(alive.size, start)
+        best, best_latency = -1, np.inf
+        while alive.size:
+            pick = int(np.argmin(bound))
+            candidate = int(alive[pick])
+            found = neighbour(candidate)
+            latency = curves.least_target(found[0], bound[pick], upper[pick])
+            if latency < best_latency * (1 - 1e-13) or (
+                    latency <= best_latency * (1 + 1e-13) and candidate < best):
+                best, best_latency, best_found = candidate, latency, found
+            keep = bound <= best_latency * (1 + 1e-13)
+            keep[pick] = False
+            alive, bound = alive[keep], bound[keep]
+            if alive.size == 0:
+                break
+            # only a neighbour that meets the best latency can beat it
+            target = best_latency * (1 + 1e-13)
+            gap, slope = evaluate(target, alive)
+            meets = gap <= 0
+            tangent = np.where(slope < 0, target + margin * gap / -slope, 0.0)
+            alive, bound = alive[meets], np.maximum(bound, tangent)[meets]
+            upper = np.full(alive.size, target)
+        if best < 0:  # no neighbour met the target after all (rounding)
+            break
+        terms, device, take, covered = best_found
+        order = np.argsort(covered, kind="stable")
+        terms, device, take, covered = terms[:, order], device[order], take[order], \
+            covered[order]
+        current = best_latency
+    return [(int(k), int(j)) for k, j in zip(device, take)], current
+
+
+class _Threshold:
+    """What is known of a non-increasing function ``value`` of T against a budget B: the
+    largest T seen above B and the least seen within it (with their values). :meth:`meets`
+    answers from them where monotonicity decides, and evaluates only in between;
+    :meth:`narrow` closes the gap by the Illinois method on 1 / value - 1 / B (increasing,
+    finite where the value is +inf, nearly linear near a pole of the need)."""
+
+    def __init__(self, value, budget):
+        self.value, self.budget = value, budget
+        self.above = (-np.inf, np.inf)  # (T, value(T)) with value > B
+        self.within = (np.inf, 0.0)  # (T, value(T)) with value <= B
+
+    def meets(self, target) -> bool:
+        if target >= self.within[0]:
+            return True
+        if target <= self.above[0]:
+            return False
+        value = self.value(target)
+        if value <= self.budget:
+            self.within = (target, value)
+            return True
+        self.above = (target, value)
+        return False
+
+    def narrow(self, rtol):
+        """Evaluate until the least T within B is bracketed to ``rtol`` (both ends finite)."""
+        def reciprocal(value):
+            return 1.0 / value - 1.0 / self.budget
+        (lo, value_lo), (hi, value_hi) = self.above, self.within
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return
+        f_lo, f_hi = reciprocal(value_lo), reciprocal(value_hi)
+        side = 0
+        for _ in range(100):
+            if hi - lo <= rtol * hi:
+                break
+            target = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi > f_lo else np.nan
+            # a step of at least half the tolerance: a root at one end closes the bracket
+            target = min(max(target, lo + 0.5 * rtol * hi), hi - 0.5 * rtol * hi)
+            if not lo < target < hi:
+                target = 0.5 * (lo + hi)
+            met = self.meets(target)
+            f_target = reciprocal((self.within if met else self.above)[1])
+            if met:
+                hi, f_hi = target, f_target
+                f_lo = 0.5 * f_lo if side == 1 else f_lo  # Illinois: the same end twice
+                side = 1
+            else:
+                lo, f_lo = target, f_target
+                f_hi = 0.5 * f_hi if side == -1 else f_hi
+                side = -1
 
 
 def _lower_bound_p2(instance: Instance):
-    """Bisection for the least T at which every block has a device that can carry it alone
-    and the single-block needs, each block at its cheapest device, add up to at most B.
+    """The least T (bisection to a relative 1e-9) at which two relaxations of P2 fit in B:
 
-    Valid because a set needs at least the sum of its blocks' needs: C(A) >= C_n and
-    S(A) = sum S_n, so the rate a set needs is at least the sum of the rates its blocks need
-    alone, and the inverse rate (linear, or convex through zero for shannon) is superadditive;
-    the same holds for the energy floors. Returns None when even that is never met.
+    * every block has a device that can carry it alone, and the single-block needs, each
+      block at its cheapest device, add up to at most B. Valid because a set needs at least
+      the sum of its blocks' needs: C(A) >= C_n and S(A) = sum S_n, so the rate a set needs
+      is at least the sum of the rates its blocks need alone, and the inverse rate (linear,
+      or convex through zero for shannon) is superadditive; the same holds for the energy
+      floors;
+    * the block counts of :func:`_count_need_relaxation`.
+
+    Both are non-increasing in T, so the bisection's tests are read from what is known of
+    each (:class:`_Threshold`), which the Illinois method first narrows to a relative 1e-12
+    around its threshold: the same bound from about half the evaluations. Returns None when
+    the relaxations are never met.
     """
     speed = instance.device_flops_per_s[:, None]
     efficiency = (None if instance.device_spectral_efficiency is None
@@ -1017,22 +1373,31 @@ def _lower_bound_p2(instance: Instance):
     compute = np.where(fits, instance.compute_time_matrix(), np.inf).min(axis=0).max()
     if not np.isfinite(compute):
         return None
-    counted = _count_need_relaxation(instance)
+    relaxations = (_Threshold(cheapest_total, budget),
+                   _Threshold(_count_need_relaxation(instance), budget))
 
-    def cheapest_total(target, single=cheapest_total):  # noqa: F811 - both relaxations
-        return max(single(target), counted(target))
+    def meets(target):
+        return all(relaxation.meets(target) for relaxation in relaxations)
     lo, hi = compute, 2 * compute
     for _ in range(200):
-        if cheapest_total(hi) <= budget:
+        if meets(hi):
             break
         lo, hi = hi, compute + 2 * (hi - compute)
     else:
         return None
+    # narrow each threshold that the bisection may ask about: above lo, and above the targets
+    # at which an earlier relaxation already fails
+    failing = lo
+    for relaxation in relaxations:
+        if not relaxation.meets(failing):
+            relaxation.meets(hi)
+            relaxation.narrow(1e-12)
+        failing = max(failing, relaxation.above[0])
     for _ in range(60):
         if hi - lo <= 1e-9 * hi:
             break
         mid = 0.5 * (lo + hi)
-        if cheapest_total(mid) <= budget:
+        if meets(mid):
             hi = mid
         else:
             lo = mid
@@ -1046,7 +1411,8 @@ def _count_need_relaxation(instance: Instance):
     bandwidth of the cheapest conceivable j_k-set: C_min + the j_k - 1 smallest extras, the
     j_k smallest payloads, the j_k - 1 smallest extra memories (C_deepest instead of C_min for
     the one device that holds the deepest block, which some device must). A knapsack over
-    devices (counts up to N, with a flag for the deepest block) minimises the sum.
+    devices (counts up to N, with a flag for the deepest block) minimises the sum, as a tree
+    of min-plus products (pairs of devices, pairs of pairs, ...).
     """
     n_blocks, n_devices = instance.n_blocks, instance.n_devices
     most = int(min(n_blocks, instance.max_blocks().max()))
@@ -1075,29 +1441,45 @@ def _count_need_relaxation(instance: Instance):
                  if instance.has_energy_budgets else None)
         options.append((flops, ok, floor))
 
-    counted_blocks = np.arange(n_blocks + 1)[None, :] - count[:, None]  # t - j
-    source = np.where(counted_blocks >= 0, counted_blocks, n_blocks + 1)  # -> the inf column
+    # the knapsack as a tree of min-plus products: pairs of devices, then pairs of pairs, ...;
+    # each level's (blocks of the first, blocks in all) -> blocks of the second, as an index
+    # table (the last column of the second is +inf: more blocks than it may hold)
+    tables, length, groups = [], most + 1, n_devices
+    while groups > 1:
+        size = min(2 * length - 1, n_blocks + 1)
+        shift = np.arange(size)[None, :] - np.arange(length)[:, None]
+        tables.append(np.where((shift >= 0) & (shift < length), shift, length))
+        length, groups = size, (groups + 1) // 2
 
     def total(target):
-        dp = np.full((2, n_blocks + 1), np.inf)  # [holds deepest?, blocks counted]
-        dp[0, 0] = 0.0
-        costs = []
-        for flops, ok, floor in options:
+        level = np.full((n_devices, 2, most + 1), np.inf)  # [device, holds deepest?, blocks]
+        level[:, 0, 0] = 0.0
+        for flag, (flops, ok, floor) in enumerate(options):
             need = min_bandwidth(target, flops=flops, flops_per_s=speed, bits=payload[None, :],
                                  rate_model=instance.rate_model, spectral_efficiency=efficiency,
                                  snr_hz=snr)
             if floor is not None:
                 need = np.maximum(need, floor)
-            costs.append(np.where(ok, need, np.inf))
-        for k in range(n_devices):
-            padded = np.concatenate([dp, np.full((2, 1), np.inf)], axis=1)
-            before = padded[:, source]  # (2, J, N+1): dp at t - j, inf where t < j
-            take = np.min(before + costs[0][k][None, :, None], axis=1)
-            with_deepest = np.min(before[0] + costs[1][k][:, None], axis=0)
-            dp = np.minimum(dp, take)
-            dp[1] = np.minimum(dp[1], with_deepest)
-        return dp[1, n_blocks]
+            level[:, flag, 1:] = np.where(ok, need, np.inf)
+        for index in tables:
+            if level.shape[0] % 2:
+                level = np.concatenate([level, _nothing(level.shape[2])], axis=0)
+            first, second = level[0::2], level[1::2]
+            other = np.concatenate([second, np.full(second.shape[:2] + (1,), np.inf)],
+                                   axis=2)[:, :, index]  # (pairs, 2, blocks of first, all)
+            plain = (first[:, 0, :, None] + other[:, 0]).min(axis=1)
+            deep = np.minimum((first[:, 0, :, None] + other[:, 1]).min(axis=1),
+                              (first[:, 1, :, None] + other[:, 0]).min(axis=1))
+            level = np.stack([plain, deep], axis=1)
+        return level[0, 1, n_blocks] if level.shape[2] > n_blocks else np.inf
     return total
+
+
+def _nothing(length):
+    """(1, 2, length) min-plus unit: no blocks at cost 0, nothing else."""
+    unit = np.full((1, 2, length), np.inf)
+    unit[0, 0, 0] = 0.0
+    return unit
 
 
 def solve_greedy_sets(instance: Instance, bandwidth_hz, **_) -> SolverResult:
