@@ -52,9 +52,12 @@ b_k(s, j, T) = the least bandwidth meeting T (and the energy budget), and::
 O(2^K K N max c) per probe, inside a bisection on T (relative 1e-9); the bandwidths of the
 allocation found are then split optimally (:func:`group_split`). Both are polynomial in N and
 exponential in the number of devices K (a parameterised algorithm, fine for the few devices
-that make several blocks necessary); above ``DEFAULT_MAX_DEVICES`` devices they hand over to the
-methods that scale. Whether the uniform case is polynomial in K is open here: the choice of
-which device covers which run resembles scheduling with position-dependent capacities.
+that make several blocks necessary). Above ``max_subset_devices`` devices (default
+``DEFAULT_MAX_DEVICES``, ``DEFAULT_MAX_DEVICES_P2`` for P2) the same contiguous runs are found by a path MILP whose size is
+polynomial in K (:mod:`solvers.runs`: a path from the deep end to the shallow end through arcs
+(device, run), each device at most once), exactly as well. Whether the uniform case is
+polynomial in K is open here: the choice of which device covers which run resembles scheduling
+with position-dependent capacities.
 
 Examples
 --------
@@ -84,10 +87,13 @@ from .result import SolverFailure, SolverInputError, SolverResult, Status
 
 __all__ = ["uniform_costs", "group_split", "solve_sets_p1", "solve_sets_p2",
            "solve_brute_sets", "solve_packing", "solve_greedy_sets", "solve_milp_sets",
-           "DEFAULT_MAX_DEVICES", "NO_SETS"]
+           "DEFAULT_MAX_DEVICES", "DEFAULT_MAX_DEVICES_P2", "NO_SETS"]
 
-#: The subset programme of the uniform case refuses more devices than this (2^K states).
+#: The subset programme (2^K states) runs up to this many devices; the path MILP above
+#: (P1; for P2, whose programme carries the covered count too, the MILP is faster from about
+#: 8 devices on, measured on the benchmark's instances).
 DEFAULT_MAX_DEVICES = 16
+DEFAULT_MAX_DEVICES_P2 = 8
 NO_SETS = ("no allocation of the blocks to devices within their block caps (max_blocks), "
            "memory and energy budgets")
 
@@ -283,13 +289,11 @@ def _runs_to_assignment(instance: Instance, runs) -> np.ndarray:
     return assignment
 
 
-def _check_devices(instance: Instance, name: str) -> None:
-    if instance.n_devices > DEFAULT_MAX_DEVICES:
-        raise SolverInputError(
-            f"{name} with several blocks per device runs a programme over subsets of the "
-            f"devices (2^K states); {instance.n_devices} devices exceed its limit of "
-            f"{DEFAULT_MAX_DEVICES}; use method 'milp' (exact) or 'packing' (fast, with a "
-            "proven lower bound)")
+def _check_subset_limit(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise SolverInputError(f"max_subset_devices must be an integer of at least 0, got "
+                               f"{value!r}")
+    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,7 +467,6 @@ def _sandwich(instance, solve_uniform, name, bandwidth_hz, tolerance, **options)
             raise SolverInputError(
                 f"{name} with several blocks per device needs costs that grow with depth; "
                 "methods for this instance: milp (exact), brute (tiny), packing (fast)")
-        _check_devices(instance, name)
     except SolverInputError as err:
         return _hand_over(instance, bandwidth_hz, name, err, **options)
     if uniform_costs(instance):
@@ -500,13 +503,21 @@ def _sandwich(instance, solve_uniform, name, bandwidth_hz, tolerance, **options)
         return result
 
 
-def solve_sets_p1(instance: Instance, bandwidth_hz, **_) -> SolverResult:
+def solve_sets_p1(instance: Instance, bandwidth_hz, *,
+                  max_subset_devices: int = DEFAULT_MAX_DEVICES, **_) -> SolverResult:
     """P1 with several blocks per device: in the uniform case, a search over the candidate run
-    latencies T_k(s, j) with the subset programme as the test (module docstring); unequal
-    extras are bracketed (:func:`_sandwich`); other instances go to enumeration (tiny) or the
-    MILP, exactly, and the message says so."""
-    return _sandwich(instance, lambda inst: _uniform_p1(inst, bandwidth_hz), "crunch",
-                     bandwidth_hz, 1e-12)
+    latencies T_k(s, j) with the subset programme as the test (module docstring), or above
+    ``max_subset_devices`` devices the path MILP of :mod:`solvers.runs`; unequal extras are
+    bracketed (:func:`_sandwich`); other instances go to enumeration (tiny) or the MILP,
+    exactly, and the message says so."""
+    limit = _check_subset_limit(max_subset_devices)
+
+    def solve_uniform(inst):
+        if inst.n_devices <= limit:
+            return _uniform_p1(inst, bandwidth_hz)
+        from .runs import paths_p1
+        return paths_p1(inst, bandwidth_hz)
+    return _sandwich(instance, solve_uniform, "crunch", bandwidth_hz, 1e-12)
 
 
 def _uniform_p1(instance: Instance, bandwidth_hz) -> SolverResult:
@@ -648,15 +659,25 @@ def _bandwidth_runs(need, layers, n_blocks, budget):
     return runs[::-1]
 
 
-def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None, **_) -> SolverResult:
+def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None,
+                  max_subset_devices: int = DEFAULT_MAX_DEVICES_P2, **_) -> SolverResult:
     """P2 with several blocks per device: in the uniform case, bisection on the round latency
     with the bandwidth subset programme as an exact test, then the optimal split of the
-    allocation found (module docstring); unequal extras are bracketed (:func:`_sandwich`);
-    other instances go to enumeration (tiny) or the MILP (fixed rate model), exactly, and the
-    message says so; shannon ones that none of these covers are refused."""
+    allocation found (module docstring), or above ``max_subset_devices`` devices the path MILP
+    of :mod:`solvers.runs` (either rate model); unequal extras are bracketed
+    (:func:`_sandwich`); other instances go to enumeration (tiny) or the MILP (fixed rate
+    model), exactly, and the message says so; shannon ones that none of these covers are
+    refused."""
+    limit = _check_subset_limit(max_subset_devices)
     deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
-    return _sandwich(instance, lambda inst: _uniform_p2(inst, rtol, deadline), "exact", None,
-                     10 * rtol, rtol=rtol, time_limit_s=time_limit_s)
+
+    def solve_uniform(inst):
+        if inst.n_devices <= limit:
+            return _uniform_p2(inst, rtol, deadline)
+        from .runs import paths_p2
+        return paths_p2(inst, rtol, deadline)
+    return _sandwich(instance, solve_uniform, "exact", None, 10 * rtol, rtol=rtol,
+                     time_limit_s=time_limit_s)
 
 
 def _uniform_p2(instance: Instance, rtol, deadline) -> SolverResult:

@@ -105,3 +105,44 @@ def test_path_arcs_leave_out_runs_past_the_shallowest_block():
     assert set(zip(k.tolist(), r.tolist(), j.tolist())) == {
         (0, 0, 1), (0, 0, 2), (0, 1, 1), (0, 1, 2), (0, 2, 1),
         (1, 0, 1), (1, 1, 1), (1, 1, 2), (1, 2, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the public API: the exact methods with the path MILP at every K (max_subset_devices=0)
+
+
+@pytest.mark.parametrize("problem", ["matching", "jbba"])
+@pytest.mark.parametrize("seed", range(N_SEEDS // 2))
+def test_exact_methods_on_the_path_milp_through_the_api(seed, problem):
+    """Uniform, near-uniform (bracketed) and general instances: the exact several-blocks method
+    forced onto the path MILP equals the reference, and every figure of its result checks."""
+    from .reference_model import check_result
+    from .test_several_blocks import draw
+
+    if seed % 2:
+        doc, max_blocks = uniform_doc(1000 + seed)
+    else:
+        doc, max_blocks = draw(2000 + seed)
+    max_blocks = max(max_blocks, 2)
+    method = "crunch" if problem == "matching" else "exact"
+    optimum = (reference_p1 if problem == "matching" else reference_p2)(doc, max_blocks)
+    try:
+        result = lola.solve(doc, problem=problem, method=method, max_blocks=max_blocks,
+                            max_subset_devices=0)
+    except Exception as error:  # a refusal must name the methods that handle the instance
+        import solvers
+
+        assert isinstance(error, solvers.SolverInputError), error
+        assert "packing" in str(error) or "milp" in str(error), error
+        return
+    check_result(doc, result.to_dict(), problem=problem, max_blocks=max_blocks,
+                 optimum=optimum, exact=True)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "8"])
+def test_max_subset_devices_must_be_a_non_negative_integer(value):
+    import solvers
+
+    doc, _ = uniform_doc(3)
+    with pytest.raises(solvers.SolverInputError, match="max_subset_devices"):
+        lola.solve(doc, problem="jbba", method="exact", max_blocks=2, max_subset_devices=value)
