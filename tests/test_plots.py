@@ -550,10 +550,8 @@ def small_profile(tmp_path):
 def test_latency_vs_devices_rows_and_their_figure(small_profile, monkeypatch):
     from lola.studies import blocks
 
-    # one device more than the exact methods take comes from packing (the limit lowered so
-    # that the test stays small)
-    monkeypatch.setattr(blocks, "DEFAULT_MAX_DEVICES", 7)
-    rows = blocks.latency_vs_devices(small_profile, max_blocks=2, seed=1)
+    # one device more than exact_up_to comes from packing
+    rows = blocks.latency_vs_devices(small_profile, max_blocks=2, seed=1, exact_up_to=7)
     assert [(r["devices"], r["max_blocks"]) for r in rows] == [
         (k, cap) for k in range(1, 9) for cap in (1, 2)]  # K = 1 .. 2N by default
     by = {(r["devices"], r["max_blocks"]): r for r in rows}
@@ -573,6 +571,11 @@ def test_latency_vs_devices_rows_and_their_figure(small_profile, monkeypatch):
         assert all(b <= a * (1 + 1e-9) for a, b in zip(proven, proven[1:])), proven
     assert by[(8, 2)]["status"] in ("feasible", "optimal")
     assert by[(8, 2)]["lower_bound_s"] <= by[(8, 2)]["round_latency_s"]
+    # by default every K is solved exactly (the path MILP above the subset programme's limit)
+    exact = blocks.latency_vs_devices(small_profile, [8], max_blocks=2, seed=1)[1]
+    assert (exact["method"], exact["status"]) == ("exact", "optimal")
+    assert exact["round_latency_s"] <= by[(8, 2)]["round_latency_s"] * (1 + 1e-9)
+    assert exact["round_latency_s"] >= by[(8, 2)]["lower_bound_s"] * (1 - 1e-9)
     figure = plots.plot_devices_sweep(rows)
     ax = figure.axes[0]
     assert ax.get_title() == "small: N = 4 blocks"

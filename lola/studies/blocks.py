@@ -12,12 +12,13 @@ device's class, throughput, memory and channel are drawn independently, so the f
 draw of K devices). Adding devices then never lengthens the optimal P2 round, and the curves
 show the effect of K rather than of a fresh draw at every K.
 
-The exact several-blocks methods run a programme over subsets of the devices up to
-:data:`solvers.sets.DEFAULT_MAX_DEVICES` devices and hand over to the MILP beyond, which takes
-minutes there. Beyond that K, rows at ``max_blocks=M`` come from ``beyond`` (``packing`` by
-default: fast, not proven optimal, with a proven lower bound in ``lower_bound_s``), with the
-method named in the row and status ``feasible`` unless the method proves optimality; with
-``beyond=None`` such rows are skipped (status ``skipped``, no latency).
+The exact several-blocks methods solve every K of the bundled profiles (a programme over
+subsets of the devices for few devices, a path MILP over contiguous runs for many; see
+:mod:`solvers.sets`). With ``exact_up_to`` set, rows at ``max_blocks=M`` with more devices than
+that come from ``beyond`` instead (``packing`` by default: fast, not proven optimal, with a
+proven lower bound in ``lower_bound_s``), with the method named in the row and status
+``feasible`` unless the method proves optimality; with ``beyond=None`` such rows are skipped
+(status ``skipped``, no latency).
 
 >>> rows = latency_vs_devices("roberta-base", [3, 12], max_blocks=4, problem="matching")
 >>> [(r["devices"], r["max_blocks"], r["status"]) for r in rows]
@@ -31,7 +32,6 @@ from __future__ import annotations
 import time
 
 from solvers import get_method
-from solvers.sets import DEFAULT_MAX_DEVICES
 
 from ..api import default_method, solve
 from ..generate import generate_scenario
@@ -45,8 +45,8 @@ COLUMNS = ("profile", "blocks", "problem", "seed", "devices", "max_blocks", "met
 
 def latency_vs_devices(profile: str = "roberta-base", device_counts=None, max_blocks: int = 3,
                        seed: int = 0, problem: str = "jbba", *, rate_model: str = "fixed",
-                       beyond: str | None = "packing", time_limit_s: float | None = None,
-                       progress=None) -> list:
+                       beyond: str | None = "packing", exact_up_to: int | None = None,
+                       time_limit_s: float | None = None, progress=None) -> list:
     """Optimal round latency for each K in ``device_counts``, at one block per device and at
     up to ``max_blocks`` blocks per device.
 
@@ -65,8 +65,10 @@ def latency_vs_devices(profile: str = "roberta-base", device_counts=None, max_bl
     rate_model : {"fixed", "shannon"}
         Of the generated scenarios.
     beyond : str or None
-        The method for several-blocks rows with more devices than the exact method takes
-        (module docstring); None skips them.
+        The method for several-blocks rows with more than ``exact_up_to`` devices (module
+        docstring); None skips them.
+    exact_up_to : int, optional
+        The largest K solved exactly at ``max_blocks=M`` (default: every K).
     time_limit_s : float, optional
         Wall-clock limit of each solve by a method that takes one (:func:`lola.solve`); a
         solve that reaches it gives a ``feasible`` row with its proven lower bound.
@@ -96,7 +98,7 @@ def latency_vs_devices(profile: str = "roberta-base", device_counts=None, max_bl
                         name=f"{profile}-{k}-devices-seed{seed}")
         for cap in (1, int(max_blocks)):
             method = exact
-            if cap > 1 and k > DEFAULT_MAX_DEVICES:
+            if cap > 1 and exact_up_to is not None and k > exact_up_to:
                 method = beyond
             row = {"profile": profile, "blocks": n_blocks, "problem": problem, "seed": seed,
                    "devices": k, "max_blocks": cap, "method": method}
