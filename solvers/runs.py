@@ -194,13 +194,14 @@ def paths_p1(instance: Instance, bandwidth_hz, deadline=None) -> SolverResult:
         start = None
     if start is not None and start.assignment is None:
         return start  # its relaxation proves the instance infeasible
-    lo = -1  # candidates[lo] fails (or none is below), candidates[hi] passes
+    lo, runs = -1, None  # candidates[lo] fails (or none is below), candidates[hi] passes
     if start is not None:
-        runs = _assignment_to_runs(start.assignment)
-        hi = int(np.searchsorted(candidates, _chosen_value(model, runs, value)))
         if start.lower_bound_s is not None:
             lo = int(np.searchsorted(candidates, start.lower_bound_s)) - 1
-    else:
+        start_runs = _assignment_to_runs(start.assignment)
+        if np.isfinite(worst := _chosen_value(model, start_runs, value)):
+            runs, hi = start_runs, int(np.searchsorted(candidates, worst))
+    if runs is None:
         try:
             runs = witness(candidates[-1])
         except TimeoutError:
@@ -232,10 +233,12 @@ def paths_p1(instance: Instance, bandwidth_hz, deadline=None) -> SolverResult:
 
 
 def _chosen_value(model, runs, value):
-    """The largest arc value on the path of ``runs``."""
+    """The largest arc value on the path of ``runs`` (inf if a run is not an arc)."""
     covered, worst = 0, -np.inf
     for device, take in runs:
         arc = np.flatnonzero((model.k == device) & (model.r == covered) & (model.j == take))
+        if arc.size == 0:
+            return np.inf
         worst = max(worst, float(value[arc[0]]))
         covered += take
     return worst
