@@ -27,12 +27,15 @@ PARETO = {"grids": {"roberta-base": {
     "grid_dominated_picks": 7, "grid_picks": 15, "grid_front_missed": 9,
     "knee": {"layers": 6, "rank": 32, "round_latency_s": 0.5}}}}
 GAP = {"count": 3, "median": 0.004, "max": 0.02}
-SEVERAL = {"p1_milp_over_crunch": {"median": 1500.0, "min": 900.0, "instances": 5},
+SEVERAL = {"p1_milp_over_crunch": {"x3": {"median": 1500.0, "min": 900.0, "instances": 5,
+                                          "crunch_median_s": 0.001, "milp_median_s": 1.5}},
            "p1_agree": True, "p2_exact_s": {"median": 0.2, "max": 0.4},
            "p2_checks": [{"seed": 0, "milp_status": "feasible", "agree": True,
                           "gap_to_milp": 0.0}], "p2_milp_time_limit_s": 60.0,
            "packing_K32_N96": {"drawn": {"median_s": 0.04, "max_s": 0.05, "infeasible": 0,
-                                         "instances": 10, "gap_to_own_bound": GAP}},
+                                         "instances": 10, "gap_to_own_bound": GAP,
+                                         "gap_to_exact": GAP, "exact_median_s": 4.0,
+                                         "exact_max_s": 7.0}},
            "packing_to_exact": {"drawn K=12 N=48": {"gap": GAP, "packing_infeasible": 0,
                                                     "exact_median_s": 1.0}}, "rows": []}
 SPLIT = {"share": {"default x1": {"instances": 5, "split_wins": 0, "median_gain": 0.0},
@@ -70,7 +73,9 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     assert "150x (target >= 20x)" in report and "costs 7.0 % more total time" in report
     assert "7 of 15 dominated" in report
     assert "dual ascent's mean round latency is 50.0 % below random's" in report
-    assert "crunch is 1500x faster than milp" in report
+    assert "memory x3: crunch is 1500x faster than milp" in report
+    assert "packing / exact - 1 median 0.40 %, max 2.00 % (target median < 1 %; exact 4.0 s" \
+        in report
     assert "packing / exact - 1, memory drawn K=12 N=48: median 0.40 %, max 2.00 %" in report
     assert "split mode wins on 4 of 5 instances (phones x100 downlink; median gain 2.00 %)" \
         in report
