@@ -249,8 +249,8 @@ def paths_p2(instance: Instance, rtol=1e-9, deadline=None) -> SolverResult:
     path MILP, certified by its feasibility test (module docstring), started from
     ``packing``'s allocation and proven lower bound. Any number of devices, either rate
     model; ``deadline`` stops it with a proven bound."""
-    from .sets import (NO_SETS, _result, _run_needs, _runs_to_assignment, group_split,
-                       solve_packing)
+    from .sets import (NO_SETS, _result, _run_needs, _runs_to_assignment, double_until,
+                       group_split, solve_packing)
 
     flops, bits, allowed = _tables(instance)
     need = _run_needs(instance, flops, bits, allowed)
@@ -292,19 +292,12 @@ def paths_p2(instance: Instance, rtol=1e-9, deadline=None) -> SolverResult:
         lo, hi, best = max(start.lower_bound_s or 0.0, 0.0), start.round_latency_s, \
             start.assignment
     else:
-        lo, best = 0.0, None
-        hi = float(np.min(flops[np.isfinite(flops)]) / instance.device_flops_per_s.max())
-        for _ in range(200):
-            try:
-                best = witness(hi)
-            except TimeoutError:
-                raise SolverFailure("the run-path MILP stopped at the time limit before any "
-                                    "allocation was found; raise the time limit") from None
-            if best is not None:
-                break
-            lo, hi = hi, 2 * hi
-        else:
+        found = double_until(
+            witness, float(np.min(flops[np.isfinite(flops)]) / instance.device_flops_per_s.max()),
+            200, "the run-path MILP")
+        if found is None:
             return SolverResult.infeasible(NO_SETS)
+        lo, _, best = found
         hi = float(group_split(instance, best)[0][0])
     stopped = False
     while lo < hi * (1 - rtol):  # the same product as the target below: no rounding loop

@@ -289,6 +289,23 @@ def _runs_to_assignment(instance: Instance, runs) -> np.ndarray:
     return assignment
 
 
+def double_until(test, hi, tries, engine):
+    """Double a target from ``hi`` until ``test`` (target -> allocation or None, proven) finds
+    an allocation. Returns (lo, hi, allocation), lo the last target that failed (0 if none), or
+    None when ``tries`` doublings find none; a TimeoutError of the test is a SolverFailure."""
+    lo = 0.0
+    for _ in range(tries):
+        try:
+            found = test(hi)
+        except TimeoutError:
+            raise SolverFailure(f"{engine} stopped at the time limit before any allocation "
+                                "was found; raise the time limit") from None
+        if found is not None:
+            return lo, hi, found
+        lo, hi = hi, 2 * hi
+    return None
+
+
 def _check_subset_limit(value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise SolverInputError(f"max_subset_devices must be an integer of at least 0, got "
@@ -1689,18 +1706,11 @@ def solve_milp_sets(instance: Instance, bandwidth_hz=None, *, rtol=1e-9, time_li
         hi, best = start.round_latency_s, start.assignment
         lo = start.lower_bound_s or 0.0
     else:  # no allocation in hand: double a target until the MILP finds one
-        lo, hi, best = 0.0, float(np.max(instance.block_flops) / speed.min()), None
-        for _ in range(80):
-            try:
-                best = feasible(hi)
-            except TimeoutError:
-                raise SolverFailure("HiGHS stopped at the time limit before any allocation "
-                                    "was found; raise the time limit") from None
-            if best is not None:
-                break
-            lo, hi = hi, 2 * hi
-        else:
+        found = double_until(feasible, float(np.max(instance.block_flops) / speed.min()), 80,
+                             "HiGHS")
+        if found is None:
             return SolverResult.infeasible(NO_SETS)
+        lo, hi, best = found
     while hi - lo > rtol * hi:
         mid = 0.5 * (lo + hi)
         try:
