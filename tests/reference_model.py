@@ -752,3 +752,26 @@ def check_refusals(refused, handlers):
         assert handlers, f"{name} refused and no method handles the instance: {message}"
         named = [h for h in handlers if re.search(rf"(?<![\w-]){re.escape(h)}(?![\w-])", message)]
         assert named, f"{name} refused without naming a method that handles it: {message!r}"
+
+
+def run_lola(args):
+    """``lola ARGS`` in a subprocess (the installed command, else ``python -m lola.cli``)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("lola")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "lola.cli"]
+    return subprocess.run(command + list(args), capture_output=True, text=True, timeout=120)
+
+
+def check_cli_refusals(path, problem, refused, handlers, options):
+    """Every method in ``refused``, run as ``lola solve PATH --problem P --method M OPTIONS``,
+    exits 2 with one line on stderr, no traceback, naming a method in ``handlers``."""
+    for method in refused:
+        done = run_lola(["solve", str(path), "--problem", problem, "--method", method,
+                         *options, "--json"])
+        assert done.returncode == 2, (method, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        check_refusals({method: lines[0]}, list(handlers))

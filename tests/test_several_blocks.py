@@ -16,18 +16,15 @@ import copy
 import json
 import math
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lola
 
-from .reference_model import (check_refusals, check_result, random_doc, reference_p1,
-                              reference_p1_naive, reference_p2, reference_p2_naive,
-                              solve_every_method)
+from .reference_model import (check_cli_refusals, check_refusals, check_result, random_doc,
+                              reference_p1, reference_p1_naive, reference_p2, reference_p2_naive,
+                              run_lola, solve_every_method)
 
 # milp on P2 bisects over MILP feasibility problems: about 0.2 s a call with one block per
 # device, up to seconds with several; it runs on every SLOW_EVERY[problem]-th seed only.
@@ -42,8 +39,6 @@ N_SELF_SEEDS = int(60 * _SCALE)
 # them, milp included): 372 (P1, shannon, energy budgets, caps 3), 450 (P2, energy, caps 2).
 REGRESSION_SEEDS = [372, 450]
 
-_EXE = Path(sys.executable).with_name("lola")
-LOLA = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "lola.cli"]
 
 
 def reference(problem, doc, max_blocks=1, modes=("local",)):
@@ -254,9 +249,6 @@ def _needs_two_blocks(per_layer=True):
     return doc
 
 
-def _run(args):
-    return subprocess.run(LOLA + args, capture_output=True, text=True, timeout=120)
-
 
 @pytest.mark.parametrize("problem", ["matching", "jbba"])
 def test_cli_solve_max_blocks_json(tmp_path, problem):
@@ -266,17 +258,17 @@ def test_cli_solve_max_blocks_json(tmp_path, problem):
     optimum = reference(problem, doc, 2)
     assert math.isfinite(optimum) and reference(problem, doc, 1) == math.inf
 
-    done = _run(["solve", str(path), "--problem", problem, "--max-blocks", "2", "--json"])
+    done = run_lola(["solve", str(path), "--problem", problem, "--max-blocks", "2", "--json"])
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     check_result(doc, result, problem=problem, max_blocks=2, optimum=optimum, exact=True)
     assert any(len(d["blocks"]) == 2 for d in result["devices"])
 
-    done = _run(["solve", str(path), "--problem", problem, "--json"])  # cap 1: infeasible
+    done = run_lola(["solve", str(path), "--problem", problem, "--json"])  # cap 1: infeasible
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["status"] == "infeasible"
 
-    done = _run(["solve", str(path), "--problem", problem, "--max-blocks", "0", "--json"])
+    done = run_lola(["solve", str(path), "--problem", problem, "--max-blocks", "0", "--json"])
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -290,10 +282,4 @@ def test_cli_method_without_several_blocks_refuses(tmp_path, problem):
     check_refusals(refused, list(solved))
     if not refused:
         pytest.skip(f"every {problem} method handles several blocks per device")
-    for method in refused:
-        done = _run(["solve", str(path), "--problem", problem, "--method", method,
-                     "--max-blocks", "2", "--json"])
-        assert done.returncode == 2, (method, done.stdout, done.stderr)
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-        check_refusals({method: lines[0]}, list(solved))
+    check_cli_refusals(path, problem, refused, solved, ["--max-blocks", "2"])

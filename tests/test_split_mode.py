@@ -17,18 +17,15 @@ import copy
 import json
 import math
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lola
 
-from .reference_model import (SPLIT_KEYS, check_refusals, check_result, device_costs,
-                              random_doc, reference_p1, reference_p1_naive, reference_p2,
-                              reference_p2_naive, solve_every_method)
+from .reference_model import (SPLIT_KEYS, check_cli_refusals, check_refusals, check_result,
+                              device_costs, random_doc, reference_p1, reference_p1_naive,
+                              reference_p2, reference_p2_naive, run_lola, solve_every_method)
 
 SLOW = ("milp", "scip")
 SLOW_EVERY = {"matching": 2, "jbba": 25}
@@ -41,8 +38,6 @@ N_SELF_SEEDS = int(60 * _SCALE)
 # infeasible (104 is in the default range too); every method runs on them, milp included.
 REGRESSION_SEEDS = [104, 157]
 
-_EXE = Path(sys.executable).with_name("lola")
-LOLA = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "lola.cli"]
 
 BOTH = ("local", "split")
 MODES = [BOTH, BOTH, BOTH, ("split",), ("split", "local")]
@@ -280,9 +275,6 @@ def test_unknown_mode_is_refused():
 # Command line
 
 
-def _run(args):
-    return subprocess.run(LOLA + args, capture_output=True, text=True, timeout=120)
-
 
 def _cli_doc():
     """4 blocks with split keys (per-layer payloads and extras), 4 devices with downlinks."""
@@ -307,20 +299,20 @@ def test_cli_solve_modes_json(tmp_path, problem, max_blocks):
     path.write_text(json.dumps(doc))
     optimum = reference(problem, doc, max_blocks, BOTH)
     assert math.isfinite(optimum)
-    done = _run(["solve", str(path), "--problem", problem, "--modes", "local,split",
+    done = run_lola(["solve", str(path), "--problem", problem, "--modes", "local,split",
                  "--max-blocks", str(max_blocks), "--json"])
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     check_result(doc, result, problem=problem, max_blocks=max_blocks, modes=BOTH,
                  optimum=optimum, exact=True, require_mode=True)
 
-    done = _run(["solve", str(path), "--problem", problem, "--modes", "split", "--json"])
+    done = run_lola(["solve", str(path), "--problem", problem, "--modes", "split", "--json"])
     assert done.returncode in (0, 1), done.stderr
     check_result(doc, json.loads(done.stdout), problem=problem, modes=("split",),
                  optimum=reference(problem, doc, 1, ("split",)), exact=True,
                  require_mode=True)
 
-    done = _run(["solve", str(path), "--problem", problem, "--modes", "local,remote", "--json"])
+    done = run_lola(["solve", str(path), "--problem", problem, "--modes", "local,remote", "--json"])
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -334,10 +326,4 @@ def test_cli_method_without_split_refuses(tmp_path, problem):
     check_refusals(refused, list(solved))
     if not refused:
         pytest.skip(f"every {problem} method handles split mode")
-    for method in refused:
-        done = _run(["solve", str(path), "--problem", problem, "--method", method,
-                     "--modes", "local,split", "--json"])
-        assert done.returncode == 2, (method, done.stdout, done.stderr)
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-        check_refusals({method: lines[0]}, list(solved))
+    check_cli_refusals(path, problem, refused, solved, ["--modes", "local,split"])
