@@ -267,14 +267,30 @@ def test_live_storage_tracker_counts_each_storage_once_and_releases_it():
     del first, view, third
 
 
+# Shared by the two scripts below: the peak of the live CPU allocations within the profiler's
+# "measured step" window.
+_PEAK_IN_MEASURED_STEP = textwrap.dedent("""
+    def peak_in_measured_step(prof):
+        from torch.autograd import DeviceType
+        events = prof.profiler.kineto_results.events()
+        window = next(e for e in events if e.name() == "measured step")
+        changes = sorted((e.start_ns(), e.nbytes()) for e in events
+                         if e.name() == "[memory]" and e.device_type() == DeviceType.CPU)
+        live = peak = 0  # bytes allocated since the profiler started and not yet freed
+        for when, change in changes:
+            live += change
+            if window.start_ns() <= when <= window.end_ns():
+                peak = max(peak, live)
+        return peak
+""")
+
 # An independent measurement: torch.profiler's allocator events (every CPU allocation and free,
 # reported by c10's CPU allocator, kernel scratch included) over one step of a model that carries
 # an adapter on one layer only, built by peft's layers_to_transform as a user would.
-_INDEPENDENT_PEAK = textwrap.dedent("""
+_INDEPENDENT_PEAK = _PEAK_IN_MEASURED_STEP + textwrap.dedent("""
     import gc, json, sys, warnings
     import torch
     from peft import LoraConfig, get_peft_model
-    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, record_function
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -308,15 +324,7 @@ _INDEPENDENT_PEAK = textwrap.dedent("""
         gc.collect()
         with record_function("measured step"):
             step()
-    events = prof.profiler.kineto_results.events()
-    window = next(e for e in events if e.name() == "measured step")
-    changes = sorted((e.start_ns(), e.nbytes()) for e in events
-                     if e.name() == "[memory]" and e.device_type() == DeviceType.CPU)
-    live = peak = 0  # bytes allocated since the profiler started and not yet freed
-    for when, change in changes:
-        live += change
-        if window.start_ns() <= when <= window.end_ns():
-            peak = max(peak, live)
+    peak = peak_in_measured_step(prof)
     print(json.dumps({"peak": peak, "flops": counter.get_total_flops()}))
 """)
 
@@ -404,11 +412,10 @@ def test_additivity_sets_are_seeded_distinct_and_deepest_last():
 # cut and the head, fed a hidden state), its gradient computed before the trace starts; the
 # device as a model of the embeddings and the layers up to the cut, adapters on its last layer,
 # traced by torch.profiler's allocator events like _INDEPENDENT_PEAK.
-_INDEPENDENT_SPLIT = textwrap.dedent("""
+_INDEPENDENT_SPLIT = _PEAK_IN_MEASURED_STEP + textwrap.dedent("""
     import gc, json, sys, warnings
     import torch
     from peft import LoraConfig, get_peft_model
-    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile, record_function
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoConfig, AutoModelForSequenceClassification, RobertaModel
@@ -455,19 +462,11 @@ _INDEPENDENT_SPLIT = textwrap.dedent("""
             gc.collect()
             with record_function("measured step"):
                 step()
-        events = prof.profiler.kineto_results.events()
-        window = next(e for e in events if e.name() == "measured step")
-        changes = sorted((e.start_ns(), e.nbytes()) for e in events
-                         if e.name() == "[memory]" and e.device_type() == DeviceType.CPU)
-        live = peak = 0
-        for when, change in changes:
-            live += change
-            if window.start_ns() <= when <= window.end_ns():
-                peak = max(peak, live)
+        peak = peak_in_measured_step(prof)
         results.append({"layer": layer, "device_flops": device_count.get_total_flops(),
                         "server_flops": server_count.get_total_flops(),
                         "cut_bytes": cut_bytes, "device_peak": peak})
-        del device, base, optimizer, inputs, labels, gradient, prof, events
+        del device, base, optimizer, inputs, labels, gradient, prof
         gc.collect()
     print(json.dumps(results))
 """)
