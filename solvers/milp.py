@@ -17,6 +17,8 @@ import warnings
 
 import numpy as np
 
+from .highs import OPTIONS as HIGHS_OPTIONS
+from .highs import highspy
 from .result import SolverFailure
 
 __all__ = ["milp_assignment", "MilpOutcome"]
@@ -77,7 +79,8 @@ def milp_assignment(cost: np.ndarray, *, objective: str, time_limit_s=None) -> M
         problem = cp.Problem(cp.Minimize(weights @ x), constraints)
     else:
         raise ValueError(f"objective must be 'bottleneck' or 'sum', got {objective!r}")
-    options = dict(_TIGHT)
+    highspy()  # HiGHS's banner to the null device before cvxpy builds its first model
+    options = dict(HIGHS_OPTIONS, **_TIGHT)
     if time_limit_s is not None:
         options["time_limit"] = float(time_limit_s)
     with warnings.catch_warnings():  # "solution may be inaccurate": checked below instead

@@ -31,8 +31,8 @@ over above that programme's device limit:
   budget 1e-8 below B, which moves the latency by about as much, far inside the 1e-6 of
   exactness.
 
-HiGHS is called through ``highspy`` (one thread) with its default MIP settings and tightened
-primal feasibility (1e-9); the data are 0/1 apart from the budget row, which is scaled to O(1).
+HiGHS is called through ``highspy`` (silent, on the process's HiGHS scheduler: see
+:mod:`solvers.highs`) with its default MIP settings and tightened primal feasibility (1e-9); the data are 0/1 apart from the budget row, which is scaled to O(1).
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 
+from .highs import OPTIONS as HIGHS_OPTIONS
 from .model import Instance, pair_latency
 from .result import SolverFailure, SolverResult, Status
 
@@ -66,10 +67,11 @@ class _PathModel:
     the arcs' upper bounds (to drop arcs) change between solves."""
 
     def __init__(self, n_devices, n_blocks, k, r, j):
-        import highspy
         from scipy.sparse import coo_matrix
 
-        self.highspy = highspy
+        from .highs import highspy
+
+        self.highspy = highspy()
         self.k, self.r, self.j = k, r, j
         self.n_arcs = n_arcs = k.size
         arc = np.arange(n_arcs)
@@ -114,8 +116,8 @@ class _PathModel:
         lp.a_matrix_.value_ = matrix.data
         lp.integrality_ = [highspy.HighsVarType.kInteger] * n_cols
         solver = highspy.Highs()
-        solver.setOptionValue("output_flag", False)
-        solver.setOptionValue("threads", 1)
+        for option, value in HIGHS_OPTIONS.items():  # never "threads": see solvers/highs.py
+            solver.setOptionValue(option, value)
         solver.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE)
         solver.setOptionValue("mip_feasibility_tolerance", FEASIBILITY_TOLERANCE)
         if deadline is not None:

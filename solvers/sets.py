@@ -1587,7 +1587,10 @@ def _milp_solve(cp, problem, time_limit_s):
     recomputed from x anyway, so the tolerance does not reach the reported numbers."""
     import warnings
 
-    options = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
+    from .highs import OPTIONS, highspy
+
+    highspy()  # HiGHS's banner to the null device before cvxpy builds its first model
+    options = {**OPTIONS, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
     if time_limit_s is not None:
         options["time_limit"] = max(float(time_limit_s), 1e-3)
     with warnings.catch_warnings():
