@@ -3,12 +3,13 @@
 Two properties of HiGHS that are not LoLa's to choose, handled here once for every caller (the
 run-path MILP through ``highspy``, the general MILPs through cvxpy):
 
-- **The banner.** highspy 1.16 prints ``Running HiGHS ... Copyright ...`` (two lines) with C's
-  ``printf`` when the first ``Highs`` object of a process is built, whatever ``output_flag`` is
-  set to afterwards. It goes to file descriptor 1, beneath Python's ``sys.stdout``, so it would
-  land in the middle of ``lola solve --json``. :func:`highspy` builds that first object with
-  descriptor 1 pointed at the null device; every later object prints nothing (each sets
-  ``output_flag`` false before it is used).
+- **The banner.** HiGHS prints ``Running HiGHS ... Copyright ...`` with C's ``printf``, whatever
+  ``output_flag`` is set to later: highspy 1.16 when a process builds its first ``Highs``
+  object, highspy 1.7 for every object that is used before its output is switched off (cvxpy
+  builds one such object per solve). It goes to file descriptor 1, beneath Python's
+  ``sys.stdout``, so it would land in the middle of ``lola solve --json``. Every HiGHS call of
+  LoLa's runs inside :func:`quiet`, which points descriptor 1 at the null device for its
+  duration (and flushes C's buffer before giving it back).
 - **Threads.** HiGHS 1.16 sizes one scheduler per process, the first time any HiGHS object runs;
   setting the ``threads`` option to another value afterwards makes the run end with model status
   *Not Set*. LoLa therefore never sets ``threads``: every solve in a process runs on the same
@@ -18,17 +19,18 @@ run-path MILP through ``highspy``, the general MILPs through cvxpy):
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 
-__all__ = ["highspy", "OPTIONS"]
+__all__ = ["quiet", "OPTIONS"]
 
 #: Set on every HiGHS model LoLa builds: no log on the console or anywhere else.
 OPTIONS = {"output_flag": False}
 
 _LOCK = threading.Lock()
-_SILENCED = False
+_state = {"depth": 0, "saved": None}
 
 
 def _flush_c_stdout() -> None:
@@ -41,44 +43,45 @@ def _flush_c_stdout() -> None:
         pass
 
 
-def highspy():
-    """The ``highspy`` module, once its one-per-process banner has been sent to the null device.
+def _flush_python_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except (AttributeError, ValueError, OSError):  # replaced, closed or broken stdout
+        pass
 
-    Call it instead of ``import highspy`` (and before cvxpy solves with HiGHS): afterwards no
-    HiGHS object of this process writes to standard output.
 
-    >>> module = highspy()
-    >>> module.Highs  # doctest: +ELLIPSIS
-    <class '...Highs'>
+@contextlib.contextmanager
+def quiet():
+    """Run HiGHS with file descriptor 1 pointed at the null device; nested and concurrent uses
+    share one redirection, undone when the last one ends.
+
+    >>> with quiet():
+    ...     import highspy
+    ...     solver = highspy.Highs()
+    >>> print("standard output is back")
+    standard output is back
     """
-    global _SILENCED
-    import highspy as module
-
-    if _SILENCED:
-        return module
     with _LOCK:
-        if _SILENCED:
-            return module
-        try:
-            sys.stdout.flush()
-        except (AttributeError, ValueError, OSError):  # replaced, closed or broken stdout
-            pass
-        _flush_c_stdout()
-        try:
-            saved = os.dup(1)
-        except OSError:  # no descriptor 1 at all: nothing to protect
-            saved = None
-        if saved is None:
-            module.Highs().setOptionValue("output_flag", False)
-        else:
-            null = os.open(os.devnull, os.O_WRONLY)
+        if _state["depth"] == 0:
+            _flush_python_stdout()
+            _flush_c_stdout()
             try:
+                saved = os.dup(1)
+            except OSError:  # no descriptor 1 at all: nothing to protect
+                saved = None
+            if saved is not None:
+                null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, 1)
-                module.Highs().setOptionValue("output_flag", False)
-                _flush_c_stdout()
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
                 os.close(null)
-        _SILENCED = True
-    return module
+            _state["saved"] = saved
+        _state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _state["depth"] -= 1
+            if _state["depth"] == 0 and _state["saved"] is not None:
+                _flush_c_stdout()
+                os.dup2(_state["saved"], 1)
+                os.close(_state["saved"])
+                _state["saved"] = None

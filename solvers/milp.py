@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from .highs import OPTIONS as HIGHS_OPTIONS
-from .highs import highspy
+from .highs import quiet
 from .result import SolverFailure
 
 __all__ = ["milp_assignment", "MilpOutcome"]
@@ -79,13 +79,13 @@ def milp_assignment(cost: np.ndarray, *, objective: str, time_limit_s=None) -> M
         problem = cp.Problem(cp.Minimize(weights @ x), constraints)
     else:
         raise ValueError(f"objective must be 'bottleneck' or 'sum', got {objective!r}")
-    highspy()  # HiGHS's banner to the null device before cvxpy builds its first model
     options = dict(HIGHS_OPTIONS, **_TIGHT)
     if time_limit_s is not None:
         options["time_limit"] = float(time_limit_s)
     with warnings.catch_warnings():  # "solution may be inaccurate": checked below instead
         warnings.simplefilter("ignore", UserWarning)
-        problem.solve(solver=cp.HIGHS, **options)
+        with quiet():  # HiGHS's banner never reaches standard output
+            problem.solve(solver=cp.HIGHS, **options)
     if problem.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         return MilpOutcome(None, True, np.inf, infeasible=True)
     assignment = _check_assignment(x.value, rows, cols, n_devices, n_blocks)

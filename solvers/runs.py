@@ -41,6 +41,7 @@ import time
 import numpy as np
 
 from .highs import OPTIONS as HIGHS_OPTIONS
+from .highs import quiet
 from .model import Instance, pair_latency
 from .result import SolverFailure, SolverResult, Status
 
@@ -69,9 +70,9 @@ class _PathModel:
     def __init__(self, n_devices, n_blocks, k, r, j):
         from scipy.sparse import coo_matrix
 
-        from .highs import highspy
+        import highspy
 
-        self.highspy = highspy()
+        self.highspy = highspy
         self.k, self.r, self.j = k, r, j
         self.n_arcs = n_arcs = k.size
         arc = np.arange(n_arcs)
@@ -115,18 +116,19 @@ class _PathModel:
         lp.a_matrix_.index_ = matrix.indices
         lp.a_matrix_.value_ = matrix.data
         lp.integrality_ = [highspy.HighsVarType.kInteger] * n_cols
-        solver = highspy.Highs()
-        for option, value in HIGHS_OPTIONS.items():  # never "threads": see solvers/highs.py
-            solver.setOptionValue(option, value)
-        solver.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE)
-        solver.setOptionValue("mip_feasibility_tolerance", FEASIBILITY_TOLERANCE)
-        if deadline is not None:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                raise TimeoutError
-            solver.setOptionValue("time_limit", float(left))
-        solver.passModel(lp)
-        solver.run()
+        with quiet():  # HiGHS's banner never reaches standard output
+            solver = highspy.Highs()
+            for option, value in HIGHS_OPTIONS.items():  # never "threads": see solvers/highs.py
+                solver.setOptionValue(option, value)
+            solver.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE)
+            solver.setOptionValue("mip_feasibility_tolerance", FEASIBILITY_TOLERANCE)
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise TimeoutError
+                solver.setOptionValue("time_limit", float(left))
+            solver.passModel(lp)
+            solver.run()
         status = solver.getModelStatus()
         if status == highspy.HighsModelStatus.kInfeasible:
             return None

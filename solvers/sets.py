@@ -1587,15 +1587,15 @@ def _milp_solve(cp, problem, time_limit_s):
     recomputed from x anyway, so the tolerance does not reach the reported numbers."""
     import warnings
 
-    from .highs import OPTIONS, highspy
+    from .highs import OPTIONS, quiet
 
-    highspy()  # HiGHS's banner to the null device before cvxpy builds its first model
     options = {**OPTIONS, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
     if time_limit_s is not None:
         options["time_limit"] = max(float(time_limit_s), 1e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        problem.solve(solver=cp.HIGHS, **options)
+        with quiet():  # HiGHS's banner never reaches standard output
+            problem.solve(solver=cp.HIGHS, **options)
 
 
 def _milp_assignment(x_value, instance):
