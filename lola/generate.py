@@ -81,14 +81,19 @@ True
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import re
 
 import numpy as np
 import yaml
 
+from ._progress import paused_gc
 from .scenario import DEFAULT_NOISE_PSD_W_PER_HZ, Scenario, load_scenario
 
 __all__ = ["DEVICE_CLASSES", "generate_scenario", "draw_channel", "path_loss_db", "to_yaml",
+           "to_json", "write_scenario", "scenario_format", "SCENARIO_FORMATS", "dump_yaml",
            "scaled_instance", "feasibility_warning", "receiver_noise_psd_w_per_hz",
            "TX_POWER_W", "DISTANCE_RANGE_M", "NOISE_FIGURE_DB", "MAX_SPECTRAL_EFFICIENCY",
            "DEVICE_POWER_W", "downlink_rate_bps"]
@@ -247,39 +252,13 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
                  else DEFAULT_NOISE_PSD_W_PER_HZ)
     loaded = load_profile(profile)
     n_blocks = len(loaded.blocks)
-    rng = np.random.default_rng(seed)
-    classes = list(DEVICE_CLASSES)
-    chosen = rng.choice(len(classes), size=n_devices, p=_class_probabilities(class_mix))
-    _, _, _, gain = draw_channel(rng, n_devices)
-    share = total_bandwidth_hz / n_blocks
-    counters = dict.fromkeys(classes, 0)
-    devices = []
-    for k in range(n_devices):
-        cls = classes[chosen[k]]
-        counters[cls] += 1
-        _, speed, memory = DEVICE_CLASSES[cls]
-        device = {"name": f"{cls}-{counters[cls]:02d}",
-                  "flops_per_s": float(f"{rng.uniform(*speed):.4g}"),
-                  "memory_bytes": float(f"{rng.uniform(*memory):.4g}")}
-        if rate_model == "fixed":
-            snr = TX_POWER_W * gain[k] / (noise_psd * share)
-            efficiency = float(f"{math.log2(1 + snr):.4g}")
-            device["spectral_efficiency"] = efficiency if cap is None else min(efficiency, cap)
-        else:
-            device["tx_power_w"] = TX_POWER_W
-            device["channel_gain"] = float(f"{gain[k]:.4g}")
-        if energy:
-            low_w, high_w = DEVICE_POWER_W[cls]
-            position = (device["flops_per_s"] - speed[0]) / (speed[1] - speed[0])
-            power = low_w + min(max(position, 0.0), 1.0) * (high_w - low_w)
-            device["compute_power_w"] = float(f"{power:.4g}")
-            device["tx_power_w"] = TX_POWER_W
-            if energy_budget_j is not None:
-                device["energy_budget_j"] = float(energy_budget_j)
-        if downlink:
-            rate = downlink_rate_bps(gain[k], n_blocks, max_spectral_efficiency=cap)
-            device["downlink_bps"] = float(f"{float(rate):.4g}")
-        devices.append(device)
+    keys, columns = _device_columns(n_devices, seed=seed, n_blocks=n_blocks,
+                                    class_mix=class_mix, rate_model=rate_model,
+                                    noise_psd=noise_psd, share=total_bandwidth_hz / n_blocks,
+                                    cap=cap, energy=energy, energy_budget_j=energy_budget_j,
+                                    downlink=downlink)
+    with paused_gc():
+        devices = [dict(zip(keys, row)) for row in zip(*columns)]
     model = {"profile": profile, "bits_per_param": 32}
     batch = _batch_bytes(loaded.info)
     if batch:
@@ -290,6 +269,98 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
     return {"name": name or f"{profile}-{n_devices}-devices-seed{seed}",
             "model": model, "devices": devices, "channel": channel,
             "server": {"flops_per_s": SERVER_FLOPS_PER_S}}
+
+
+def _device_columns(n_devices, *, seed, n_blocks, class_mix, rate_model, noise_psd, share, cap,
+                    energy, energy_budget_j, downlink):
+    """The devices of :func:`generate_scenario` as columns: their keys (in the order of every
+    device's mapping) and one list of values per key.
+
+    Vectorised, with the draws and the arithmetic of the per-device loop it replaced, in the same
+    order: the class of every device, the channel of every device, then each device's throughput
+    and memory in turn (one uniform pair per device), every number rounded to 4 significant
+    digits exactly as ``float(f"{x:.4g}")`` does. Same seed, same values, to the bit.
+    """
+    rng = np.random.default_rng(seed)
+    classes = list(DEVICE_CLASSES)
+    chosen = rng.choice(len(classes), size=n_devices, p=_class_probabilities(class_mix))
+    _, _, _, gain = draw_channel(rng, n_devices)
+    speed_range = np.array([DEVICE_CLASSES[c][1] for c in classes])[chosen]
+    memory_range = np.array([DEVICE_CLASSES[c][2] for c in classes])[chosen]
+    # One (throughput, memory) pair per device, drawn in the order the loop drew them.
+    low = np.stack([speed_range[:, 0], memory_range[:, 0]], axis=1)
+    high = np.stack([speed_range[:, 1], memory_range[:, 1]], axis=1)
+    drawn = rng.uniform(low, high)
+    number = np.zeros(n_devices, dtype=np.int64)  # the device's rank within its class, from 1
+    for c in range(len(classes)):
+        members = np.flatnonzero(chosen == c)
+        number[members] = np.arange(1, len(members) + 1)
+    names = [f"{classes[c]}-{i:02d}" for c, i in zip(chosen.tolist(), number.tolist())]
+    flops = _round_sig(drawn[:, 0])
+    keys = ["name", "flops_per_s", "memory_bytes"]
+    columns = [names, flops.tolist(), _round_sig(drawn[:, 1]).tolist()]
+    constant = [TX_POWER_W] * n_devices
+    if rate_model == "fixed":
+        snr = TX_POWER_W * gain / (noise_psd * share)
+        efficiency = _round_sig(np.fromiter(map(math.log2, (1 + snr).tolist()), float,
+                                            count=n_devices))
+        if cap is not None:
+            efficiency = np.minimum(efficiency, cap)
+        keys.append("spectral_efficiency")
+        columns.append(efficiency.tolist())
+    else:
+        keys += ["tx_power_w", "channel_gain"]
+        columns += [constant, _round_sig(gain).tolist()]
+    if energy:
+        power_range = np.array([DEVICE_POWER_W[c] for c in classes])[chosen]
+        position = (flops - speed_range[:, 0]) / (speed_range[:, 1] - speed_range[:, 0])
+        power = power_range[:, 0] + np.minimum(np.maximum(position, 0.0), 1.0) * (
+            power_range[:, 1] - power_range[:, 0])
+        keys.append("compute_power_w")
+        columns.append(_round_sig(power).tolist())
+        if "tx_power_w" not in keys:
+            keys.append("tx_power_w")
+            columns.append(constant)
+        if energy_budget_j is not None:
+            keys.append("energy_budget_j")
+            columns.append([float(energy_budget_j)] * n_devices)
+    if downlink:
+        keys.append("downlink_bps")
+        columns.append(_round_sig(downlink_rate_bps(gain, n_blocks,
+                                                    max_spectral_efficiency=cap)).tolist())
+    return keys, columns
+
+
+def _round_sig(values, digits: int = 4) -> np.ndarray:
+    """``float(f"{x:.{digits}g}")`` of every x, vectorised, with the same results to the bit.
+
+    x is scaled by an exact power of ten to t in [10^(digits-1), 10^digits) and rounded to the
+    integer d; d 10^e (one correctly rounded product or quotient of exact numbers) is then the
+    double nearest the decimal d e(e), which is what ``float`` of the text gives. The values where
+    that reasoning could fail (t within 1e-6 of a tie, a power of ten out of the exact range, a
+    misjudged exponent, zero, negative or non-finite) go through the text, one by one.
+
+    >>> _round_sig(np.array([3.73849e11, 0.5, 9999.6, 1.23456e-13])).tolist()
+    [373800000000.0, 0.5, 10000.0, 1.235e-13]
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    out = np.empty_like(x)
+    with np.errstate(all="ignore"):
+        exponent = np.floor(np.log10(x))
+        shift = (digits - 1) - exponent  # t = x 10^shift
+        bad = ~(np.isfinite(x) & (x > 0) & (np.abs(shift) <= 22))
+        shift = np.where(bad, 0, shift).astype(np.int64)
+        power = 10.0 ** np.abs(shift)  # exact: 10^k for k <= 22
+        up = shift >= 0
+        t = np.where(up, x * power, x / power)
+        rounded = np.rint(t)
+        fraction = t - np.floor(t)
+        bad |= (np.abs(fraction - 0.5) < 1e-6) | (t < 10.0 ** (digits - 1)) | \
+            (t >= 10.0 ** digits)
+        out[:] = np.where(up, rounded / power, rounded * power)
+    for i in np.flatnonzero(bad).tolist():
+        out[i] = float(f"{x[i]:.{digits}g}")
+    return out.reshape(np.shape(values))
 
 
 def _class_probabilities(class_mix) -> list:
@@ -338,8 +409,10 @@ def feasibility_warning(scenario) -> str | None:
     monotone = all(a.memory_bytes <= b.memory_bytes for a, b in zip(blocks, blocks[1:]))
     if one_each or monotone:
         needs = sorted((block.memory_bytes for block in blocks), reverse=True)
+        memory = np.fromiter((device.memory_bytes for device in devices), float, len(devices))
+        weights = np.array(capacity, dtype=float)  # sums exact far beyond any block count
         for count, need in enumerate(needs, start=1):
-            room = sum(c for device, c in zip(devices, capacity) if device.memory_bytes >= need)
+            room = int(weights[memory >= need].sum())
             if room < count:
                 return (f"{count} blocks need at least {need:.4g} bytes of memory each, but the "
                         f"devices with that much memory can take only {room} of them")
@@ -351,14 +424,18 @@ class _Dumper(yaml.SafeDumper):
     reader, not only LoLa's, reads them as numbers."""
 
 
-def _represent_float(dumper, value):
+def _float_text(value) -> str:
     text = f"{value:.6g}"
     if "e" in text and "." not in text.split("e")[0]:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}.0e{exponent}"
     elif "e" not in text and "." not in text:
         text += ".0"
-    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
+    return text
+
+
+def _represent_float(dumper, value):
+    return dumper.represent_scalar("tag:yaml.org,2002:float", _float_text(value))
 
 
 _Dumper.add_representer(float, _represent_float)
@@ -370,29 +447,218 @@ class _ExactDumper(yaml.SafeDumper):
     YAML 1.1 readers take them as numbers too."""
 
 
-def _represent_float_exactly(dumper, value):
+def _exact_float_text(value) -> str:
     value = float(value)
     if value == 0 or 1e-3 <= abs(value) < 1e6:
-        text = repr(value)
-    else:
-        mantissa, exponent = np.format_float_scientific(value, unique=True).split("e")
-        text = f"{mantissa}{'0' if mantissa.endswith('.') else ''}e{exponent}"
-    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
+        return repr(value)
+    mantissa, exponent = np.format_float_scientific(value, unique=True).split("e")
+    return f"{mantissa}{'0' if mantissa.endswith('.') else ''}e{exponent}"
+
+
+def _represent_float_exactly(dumper, value):
+    return dumper.represent_scalar("tag:yaml.org,2002:float", _exact_float_text(value))
 
 
 _ExactDumper.add_representer(float, _represent_float_exactly)
 
 
-def dump_yaml(document: dict, *, exact_floats: bool = False) -> str:
+def dump_yaml(document: dict, *, exact_floats: bool = False, progress=None) -> str:
     """YAML text of a scenario document, keys in their order. Floats in 6 significant digits, or
-    with ``exact_floats`` the shortest text that reads back as the same number."""
-    return yaml.dump(document, Dumper=_ExactDumper if exact_floats else _Dumper,
-                     sort_keys=False, default_flow_style=None, width=100)
+    with ``exact_floats`` the shortest text that reads back as the same number.
+
+    The device list is written line by line (:func:`_device_lines`), the very text PyYAML's
+    emitter writes but about a hundred times faster, whenever every device is a flat mapping of
+    plain names and numbers (always so for generated scenarios); the rest goes through PyYAML.
+    ``progress``, a :class:`lola._progress.Progress`, hears how many devices are written.
+    """
+    dumper = _ExactDumper if exact_floats else _Dumper
+    devices = document.get("devices") if isinstance(document, dict) else None
+    lines = _device_lines(devices, _exact_float_text if exact_floats else _float_text,
+                          progress=progress) if isinstance(devices, list) and devices else None
+    if lines is None:
+        return yaml.dump(document, Dumper=dumper, sort_keys=False, default_flow_style=None,
+                         width=100)
+    placeholder = yaml.dump({**document, "devices": []}, Dumper=dumper, sort_keys=False,
+                            default_flow_style=None, width=100)
+    marker = "devices: []\n"
+    at = placeholder.find(marker)
+    if placeholder.count(marker) != 1 or (at > 0 and placeholder[at - 1] != "\n"):
+        return yaml.dump(document, Dumper=dumper, sort_keys=False, default_flow_style=None,
+                         width=100)
+    return placeholder[:at] + "devices:\n" + "".join(lines) + placeholder[at + len(marker):]
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# Words a YAML 1.1 reader takes for booleans or null: PyYAML quotes them, so they leave the
+# hand-written path (case-insensitively, to be safe).
+_RESERVED_WORDS = {"yes", "no", "true", "false", "on", "off", "null", "y", "n"}
+_WIDTH = 100  # the emitter's line width (dump_yaml's width)
+
+
+def _plain(text) -> bool:
+    return (type(text) is str and _PLAIN_NAME.fullmatch(text) is not None
+            and text.lower() not in _RESERVED_WORDS)
+
+
+def _device_lines(devices, float_text, *, progress=None, chunk: int = 65536,
+                  by_column: bool = True):
+    """The lines PyYAML writes for a block sequence of flat flow mappings (``- {name: x, a: 1.0,
+    ...}``, wrapped after a comma once a line passes 100 columns, continued with two spaces), or
+    None when a device is anything else (a value that is not a plain name, an int or a finite
+    float; the same mapping twice), which PyYAML then writes itself."""
+    if len(set(map(id, devices))) != len(devices):
+        return None  # PyYAML would write anchors and aliases
+    if set(map(type, devices)) != {dict}:
+        return None
+    uniform = _uniform_device_lines(devices, float_text) if by_column else None
+    if uniform is not None:
+        if progress is not None:
+            progress.update(len(devices))
+        return uniform
+    texts = {}  # value -> its text; generated values repeat a lot (4 significant digits)
+    good_keys = set()
+    lines = []
+    for start in range(0, len(devices), chunk):
+        for device in devices[start:start + chunk]:
+            if type(device) is not dict or not device:
+                return None
+            line = "- {"
+            column = 3
+            first = True
+            for key, value in device.items():
+                if key not in good_keys:
+                    if not _plain(key) or len(key) >= 128:
+                        return None
+                    good_keys.add(key)
+                kind = type(value)
+                if kind is not float and kind is not int and kind is not str:
+                    return None
+                text = texts.get((kind, value))
+                if text is None:
+                    if kind is float:
+                        if not math.isfinite(value):
+                            return None
+                        text = float_text(value)
+                    elif kind is int:
+                        text = str(value)
+                    elif _plain(value):
+                        text = value
+                    else:
+                        return None
+                    if value or kind is not float:  # not 0.0 and -0.0 alike
+                        texts[(kind, value)] = text
+                if first:
+                    item = f"{key}: {text}"
+                    first = False
+                else:
+                    line += ","
+                    column += 1
+                    if column > _WIDTH:
+                        line += "\n  "
+                        column = 2
+                        item = f"{key}: {text}"
+                    else:
+                        item = f" {key}: {text}"
+                line += item
+                column += len(item)
+            lines.append(line + "}\n")
+        if progress is not None:
+            progress.update(min(start + chunk, len(devices)))
+    return lines
+
+
+def _uniform_device_lines(devices, float_text):
+    """:func:`_device_lines` for devices that all have the keys of the first, in its order (a
+    generated list), a column at a time: each distinct value is written once, and the lines that
+    are too long to stay on one line go through :func:`_device_lines` one by one. None when the
+    devices differ in their keys or a column mixes what the cache would confuse (ints and
+    floats, zeros)."""
+    keys = tuple(devices[0])
+    if not keys or set(map(tuple, devices)) != {keys}:
+        return None
+    if not all(_plain(key) and len(key) < 128 for key in keys):
+        return None
+    item_columns = []
+    for key in keys:
+        column = [device[key] for device in devices]
+        kinds = set(map(type, column))
+        if not kinds <= {float, int, str}:
+            return None
+        distinct = set(column)
+        if kinds == {float}:
+            if 0.0 in distinct or not all(map(math.isfinite, distinct)):
+                return None
+            texts = {value: f"{key}: {float_text(value)}" for value in distinct}
+        elif kinds == {int}:
+            texts = {value: f"{key}: {value}" for value in distinct}
+        elif kinds == {str}:
+            if not all(map(_plain, distinct)):
+                return None
+            texts = {value: f"{key}: {value}" for value in distinct}
+        else:
+            return None
+        item_columns.append(list(map(texts.__getitem__, column)))
+    lines = ["- {" + ", ".join(items) + "}\n" for items in zip(*item_columns)]
+    for i, line in enumerate(lines):
+        if len(line) > _WIDTH + 2:  # a comma may pass column 100: PyYAML wraps there
+            lines[i] = _device_lines([devices[i]], float_text, by_column=False)[0]
+    return lines
+
+
+def to_json(document: dict, *, progress=None, chunk: int = 65536) -> str:
+    """JSON text of a scenario document, keys in their order: one top-level key a line, one
+    device a line. Floats are written exactly (Python's shortest repr)."""
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    parts = []
+    for key, value in document.items():
+        if key == "devices" and isinstance(value, list) and value:
+            rows = []
+            for start in range(0, len(value), chunk):
+                rows.extend(map(encode, value[start:start + chunk]))
+                if progress is not None:
+                    progress.update(min(start + chunk, len(value)))
+            text = "[\n    " + ",\n    ".join(rows) + "\n  ]"
+        else:
+            text = encode(value)
+        parts.append(f"  {encode(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+SCENARIO_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+
+
+def scenario_format(path) -> str:
+    """``yaml`` or ``json``, from the file's extension (.yaml, .yml, .json, in any case); a
+    ``ValueError`` naming the path for any other.
+
+    >>> scenario_format("big.JSON"), scenario_format("lab.yml")
+    ('json', 'yaml')
+    """
+    suffix = os.path.splitext(os.fspath(path))[1]
+    try:
+        return SCENARIO_FORMATS[suffix.lower()]
+    except KeyError:
+        shown = f"extension {suffix!r}" if suffix else "no extension"
+        raise ValueError(f"{os.fspath(path)}: {shown}: a scenario file ends in .yaml, .yml or "
+                         f".json") from None
+
+
+def write_scenario(path, document: dict, *, command: str | None = None,
+                   noise_figure_db: float | None = NOISE_FIGURE_DB,
+                   max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY,
+                   progress=None) -> str:
+    """The text of ``document`` in the format of ``path``'s extension (:func:`scenario_format`):
+    JSON for .json, else YAML with :func:`to_yaml`'s header. Writes nothing: the caller does."""
+    if scenario_format(path) == "json":
+        return to_json(document, progress=progress)
+    return to_yaml(document, command=command, noise_figure_db=noise_figure_db,
+                   max_spectral_efficiency=max_spectral_efficiency, progress=progress)
 
 
 def to_yaml(document: dict, *, command: str | None = None,
             noise_figure_db: float | None = NOISE_FIGURE_DB,
-            max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY) -> str:
+            max_spectral_efficiency: float | None = MAX_SPECTRAL_EFFICIENCY,
+            progress=None) -> str:
     """YAML text of a generated scenario, with a header saying how it was made.
 
     ``noise_figure_db`` and ``max_spectral_efficiency`` are those the document was generated with
@@ -412,7 +678,7 @@ def to_yaml(document: dict, *, command: str | None = None,
               f"# {noise}, {ceiling}."]
     if command:
         header.append(f"# Command: {command}")
-    return "\n".join(header) + "\n" + dump_yaml(document)
+    return "\n".join(header) + "\n" + dump_yaml(document, progress=progress)
 
 
 def scaled_instance(n_devices: int, n_blocks: int, *, seed: int = 0, rate_model: str = "fixed",

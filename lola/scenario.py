@@ -22,9 +22,10 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 __all__ = ["ScenarioError", "Block", "Device", "Channel", "Server", "Model", "Scenario",
@@ -166,6 +167,182 @@ def _construct_mapping(loader, node, deep=False):
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+if getattr(yaml, "__with_libyaml__", False) and hasattr(yaml, "CSafeLoader"):
+    class _CLoader(yaml.CSafeLoader):
+        """:class:`_Loader`'s rules (YAML 1.2 floats, duplicate keys refused) on libyaml's C
+        parser, several times faster."""
+
+    _CLoader.yaml_implicit_resolvers = {first: list(resolvers) for first, resolvers
+                                        in _Loader.yaml_implicit_resolvers.items()}
+    _CLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    YAML_LOADER = _CLoader
+else:  # PyYAML without libyaml: the pure-Python loader, same documents
+    YAML_LOADER = _Loader
+
+# ---------------------------------------------------------------------------------------------
+# Fast YAML path for long device lists. Even with libyaml, PyYAML builds a Python node for every
+# scalar: 10^6 devices take minutes. A device list written as ``lola scenario generate`` (and
+# PyYAML) writes it, one flat flow mapping a line of plain names and numbers, is read here line
+# by line instead; the rest of the file goes through the loader. Anything else in the list (a
+# quoted or reserved word, a comment, a blank line, a tab, an anchor, a duplicate key, a number
+# the simple patterns below do not cover) sends the whole file to the loader, so the document
+# is always the one the loader gives, and so are its errors.
+
+FAST_YAML_MIN_DEVICES = 256  # shorter lists: the loader is quick enough
+_FAST_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_FAST_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)")
+_FAST_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_FAST_FLOATS = re.compile(rf"(?:(?:{_FAST_FLOAT.pattern})\n)*(?:{_FAST_FLOAT.pattern})")
+_FAST_NAMES = re.compile(rf"(?:(?:{_FAST_NAME.pattern})\n)*(?:{_FAST_NAME.pattern})")
+# Plain words YAML 1.1 reads as booleans or null (PyYAML's lists are case-sensitive; refusing
+# any case only sends more files to the loader).
+_FAST_RESERVED = {"yes", "no", "true", "false", "on", "off", "null", "y", "n"}
+_DEVICES_LINE = "devices:\n"
+_LIST_END = re.compile(r"\n(?!- |  )")  # the end of the line before one that is no item
+_SENTINEL = "lola-fast-devices-7f3c1e"
+
+
+def _fast_scalar(text, cache):
+    """The value of one plain scalar of a device line, or raise KeyError when it is not simple."""
+    value = cache.get(text)
+    if value is None:
+        if _FAST_FLOAT.fullmatch(text):
+            value = float(text)
+        elif _FAST_INT.fullmatch(text):
+            value = int(text)
+        elif _FAST_NAME.fullmatch(text) and text.lower() not in _FAST_RESERVED:
+            value = text
+        else:
+            raise KeyError(text)
+        if type(value) is not str:  # names are unique: caching them only costs memory
+            cache[text] = value
+    return value
+
+
+def _fast_device_block(text: str, progress=None):
+    """(the text with the device list blanked out, the devices) or None (use the loader)."""
+    if "\r" in text or "\t" in text or _SENTINEL in text:
+        return None
+    if text.startswith(_DEVICES_LINE):
+        start = 0
+    else:
+        start = text.find("\n" + _DEVICES_LINE) + 1
+        if start == 0 or text.find("\n" + _DEVICES_LINE, start) != -1:
+            return None
+    body_start = start + len(_DEVICES_LINE)
+    # The list runs while lines start with "- " (an item) or "  " (a wrapped item); the next
+    # line must start a top-level key (or the file ends).
+    length = len(text)
+    after = _LIST_END.search(text, body_start - 1)
+    end = after.start() + 1 if after else length
+    if end < length and not (text[end].isalpha() or text[end] in "_\"'"):
+        return None
+    body = text[body_start:end]
+    if body.count("\n- ") + body.startswith("- ") < FAST_YAML_MIN_DEVICES:
+        return None
+    joined = body.replace("\n  ", " ")
+    if progress is not None:
+        progress.total = max(joined.count("\n"), 1)
+        progress.update(progress.total // 10)
+    devices = _fast_uniform_devices(joined)
+    if devices is None:
+        devices = _fast_devices_one_by_one(joined, progress)
+    if devices is None:
+        return None
+    rest = (text[:start] + f"devices: {_SENTINEL}\n" + "\n" * body.count("\n")
+            + text[end:])
+    return rest, devices
+
+
+_FAST_FIELD = r"([^,{}\n]*)"
+
+
+def _fast_uniform_devices(joined: str):
+    """The devices when every line has the keys of the first, in its order (a generated file):
+    one regular expression over the whole list, each distinct value parsed once; else None."""
+    first = joined[:joined.find("\n")]
+    if not (first.startswith("- {") and first.endswith("}")):
+        return None
+    keys = [pair.partition(": ")[0] for pair in first[3:-1].split(", ")]
+    if len(set(keys)) != len(keys) or not all(
+            _FAST_NAME.fullmatch(key) and key.lower() not in _FAST_RESERVED for key in keys):
+        return None
+    pattern = re.compile("^- {" + ", ".join(f"{re.escape(key)}: {_FAST_FIELD}" for key in keys)
+                         + "}$", re.M)
+    rows = pattern.findall(joined)
+    if len(rows) != joined.count("\n") + (not joined.endswith("\n")):
+        return None
+    if len(keys) == 1:
+        rows = [(row,) for row in rows]
+    columns = []
+    cache = {}
+    try:
+        for column in zip(*rows):
+            distinct = set(column)
+            lines = "\n".join(distinct)
+            if _FAST_FLOATS.fullmatch(lines):  # all floats: parse each distinct text once
+                values = dict(zip(distinct, map(float, distinct)))
+                values = list(map(values.__getitem__, column))
+            elif _FAST_NAMES.fullmatch(lines) and _FAST_RESERVED.isdisjoint(
+                    map(str.lower, distinct)):
+                values = list(column)
+            else:
+                values = {text: _fast_scalar(text, cache) for text in distinct}
+                values = list(map(values.__getitem__, column))
+            columns.append(values)
+    except KeyError:
+        return None
+    return [dict(zip(keys, row)) for row in zip(*columns)]
+
+
+def _fast_devices_one_by_one(joined: str, progress=None):
+    """The devices, line by line (any keys in any order); None when one is not simple."""
+    items = joined.split("\n")
+    if items and items[-1] == "":
+        items.pop()
+    devices = []
+    cache = {}
+    keys_seen = set()
+    step = 65536
+    try:
+        for first in range(0, len(items), step):
+            for item in items[first:first + step]:
+                if not (item.startswith("- {") and item.endswith("}")):
+                    return None
+                pairs = item[3:-1].split(", ")
+                device = {}
+                for pair in pairs:
+                    key, separator, value = pair.partition(": ")
+                    if key not in keys_seen:
+                        if not (_FAST_NAME.fullmatch(key) and key.lower() not in _FAST_RESERVED):
+                            return None
+                        keys_seen.add(key)
+                    device[key] = _fast_scalar(value, cache)
+                    if not separator:
+                        return None
+                if len(device) != len(pairs):
+                    return None  # a duplicate key: the loader says where
+                devices.append(device)
+            if progress is not None:
+                progress.update(first + step)
+    except KeyError:
+        return None
+    return devices
+
+
+def _load_yaml(text: str, progress=None):
+    """The document of a YAML text: its device list by :func:`_fast_device_block` where it can,
+    the rest (or all) by :data:`YAML_LOADER`."""
+    fast = _fast_device_block(text, progress)
+    if fast is None:
+        return yaml.load(text, Loader=YAML_LOADER)
+    rest, devices = fast
+    document = yaml.load(rest, Loader=YAML_LOADER)
+    if not (isinstance(document, dict) and document.get("devices") == _SENTINEL):
+        return yaml.load(text, Loader=YAML_LOADER)  # not the list it looked like
+    document["devices"] = devices
+    return document
+
 
 def _reject_duplicate_json_keys(pairs):
     result = {}
@@ -176,8 +353,12 @@ def _reject_duplicate_json_keys(pairs):
     return result
 
 
-def read_document(path) -> dict:
-    """Read a YAML or JSON file into a mapping, raising :class:`ScenarioError` naming the file."""
+def read_document(path, *, progress=None) -> dict:
+    """Read a YAML or JSON file into a mapping, raising :class:`ScenarioError` naming the file.
+
+    JSON for a name ending in .json, YAML otherwise (libyaml's C parser where PyYAML has it,
+    long device lists line by line). ``progress`` (a :class:`lola._progress.Progress`) hears
+    how many devices of a long YAML list are read."""
     source = os.fspath(path)
     try:
         raw = Path(source).read_bytes()
@@ -192,7 +373,7 @@ def read_document(path) -> dict:
             document = json.loads(text, object_pairs_hook=_reject_duplicate_json_keys,
                                   parse_constant=lambda name: float(name))
         else:
-            document = yaml.load(text, Loader=_Loader)
+            document = _load_yaml(text, progress)
     except json.JSONDecodeError as err:
         raise ScenarioError(f"malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}",
                             source=source) from None
@@ -389,7 +570,80 @@ def _parse_device(check, entry, here, rate_model):
     return Device(name=check.text(entry["name"], f"{here}.name"), **values)
 
 
-def _parse(document: dict, source: str, base_dir: Path) -> Scenario:
+# Every field of a Device, in order, with its default (None for the required ones).
+_DEVICE_TEMPLATE = {f.name: None if f.default is MISSING else f.default for f in fields(Device)}
+
+
+def _checked_device(entry: dict) -> Device:
+    """``Device(**entry)`` for an entry already checked, without the frozen dataclass's
+    ``__init__`` (a third of the time: it sets each field through ``object.__setattr__``). The
+    object is the same: every field set, in order; equal, hashable and printable alike."""
+    device = object.__new__(Device)
+    values = device.__dict__
+    values.update(_DEVICE_TEMPLATE)
+    values.update(entry)
+    return device
+
+
+FAST_MIN_DEVICES = 256  # shorter device lists are checked one by one, as they always were
+_NUMBER_TYPES = {int, float}
+
+
+def _parse_devices_at_once(entries: list, rate_model: str, progress=None):
+    """The devices of a long, valid list, checked column by column (numpy) instead of device by
+    device; None when the list is short or anything in it is amiss, so that the per-device check
+    finds the first problem and names it exactly as it always has."""
+    count = len(entries)
+    if count < FAST_MIN_DEVICES or set(map(type, entries)) != {dict}:
+        return None
+    required = set(_DEVICE_REQUIRED + _RATE_KEYS[rate_model])
+    allowed = required | set(_DEVICE_OPTIONAL) | {"max_blocks"}
+    present = set()
+    for keys in set(map(tuple, entries)):  # the distinct key sequences: one in a generated list
+        names = set(keys)
+        if not (required <= names <= allowed):
+            return None
+        if "energy_budget_j" in names and not {"compute_power_w", "tx_power_w"} <= names:
+            return None
+        present |= names
+    names = [entry["name"] for entry in entries]
+    if set(map(type, names)) != {str} or not all(map(str.strip, names)) or \
+            len(set(names)) != count:
+        return None
+    if progress is not None:
+        progress.update(count // 4)
+    convert = []  # keys whose values include ints, which the Device gets as floats
+    for key in sorted(present - {"name"}):
+        values = [entry[key] for entry in entries if key in entry]
+        types = set(map(type, values))
+        if key == "max_blocks":
+            if types != {int} or min(values) < 1:
+                return None
+            continue
+        if not types <= _NUMBER_TYPES:
+            return None
+        try:
+            column = np.array(values, dtype=float)
+        except (OverflowError, ValueError, TypeError):
+            return None
+        with np.errstate(invalid="ignore"):
+            if not (np.isfinite(column).all() and (column > 0).all()):
+                return None
+        if int in types:
+            convert.append(key)
+    if progress is not None:
+        progress.update(count // 2)
+    if convert:
+        keep = {"name", "max_blocks"}
+        entries = [{key: value if key in keep else float(value) for key, value in entry.items()}
+                   for entry in entries]
+    devices = tuple(map(_checked_device, entries))
+    if progress is not None:
+        progress.update(count)
+    return devices
+
+
+def _parse(document: dict, source: str, base_dir: Path, progress=None) -> Scenario:
     check = _Checker(source)
     check.mapping(document, "", required=("model", "devices", "channel"),
                   optional=("name", "server"))
@@ -409,9 +663,12 @@ def _parse(document: dict, source: str, base_dir: Path) -> Scenario:
                                                      DEFAULT_NOISE_PSD_W_PER_HZ),
                                      "channel.noise_psd_w_per_hz"))
     model = _parse_model(check, document["model"], base_dir)
-    devices = tuple(_parse_device(check, entry, f"devices[{i}]", rate_model)
-                    for i, entry in enumerate(check.items(document["devices"], "devices")))
-    check.unique_names(devices, "devices")
+    entries = check.items(document["devices"], "devices")
+    devices = _parse_devices_at_once(entries, rate_model, progress)
+    if devices is None:  # something is wrong (or the list is short): find it, device by device
+        devices = tuple(_parse_device(check, entry, f"devices[{i}]", rate_model)
+                        for i, entry in enumerate(entries))
+        check.unique_names(devices, "devices")
     server = None
     if document.get("server") is not None:
         raw = check.mapping(document["server"], "server", required=("flops_per_s",))
@@ -429,9 +686,17 @@ def load_scenario(path_or_dict) -> Scenario:
     """
     if isinstance(path_or_dict, Scenario):
         return path_or_dict
+    from ._progress import Progress, paused_gc
+
     if isinstance(path_or_dict, dict):
-        return _parse(path_or_dict, "<dict>", Path.cwd())
+        with paused_gc():
+            return _parse(path_or_dict, "<dict>", Path.cwd())
     if isinstance(path_or_dict, (str, os.PathLike)):
         source = os.fspath(path_or_dict)
-        return _parse(read_document(source), source, Path(source).resolve().parent)
+        with paused_gc(), Progress(f"reading {source}", 1) as progress:
+            document = read_document(source, progress=progress)
+            devices = document.get("devices")
+            progress.total = max(len(devices) if isinstance(devices, list) else 1, 1)
+            progress.label = f"checking {source}"
+            return _parse(document, source, Path(source).resolve().parent, progress)
     raise TypeError(f"load_scenario takes a path or a mapping, got {type(path_or_dict).__name__}")
