@@ -29,7 +29,7 @@ def write_csv(name, rows, out_dir=None) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    return atomic_write_text(Path(out_dir or RESULTS) / name, buffer.getvalue())
+    return atomic_write_text(Path(out_dir or RESULTS) / name, buffer.getvalue(), parents=True)
 
 
 def print_table(rows):

@@ -199,7 +199,7 @@ def run(out_dir=None, quick=False, models=None, host_profiles=None) -> dict:
                  for row in rows])
     write_csv("deft_ratio.csv", rows, out)
     summary = {"models": summaries, "flower_runs": flower}
-    atomic_write_text(out / "deft_ratio.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "deft_ratio.json", json.dumps(summary, indent=2) + "\n", parents=True)
     return summary
 
 

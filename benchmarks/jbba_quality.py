@@ -93,7 +93,7 @@ def run(out_dir=None, quick=False, instances=200, jobs=None, executor=None) -> d
     out_dir = Path(out_dir or RESULTS)
     write_csv("jbba_quality.csv", rows, out_dir)
     summary = summarise(rows)
-    atomic_write_text(out_dir / "jbba_quality_summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(out_dir / "jbba_quality_summary.json", json.dumps(summary, indent=2), parents=True)
     return summary
 
 

@@ -1,8 +1,14 @@
 """The ``lola`` command: parses arguments, calls :mod:`lola.api`, prints. Nothing else.
 
-Exit codes: 0 solved, 1 the instance is infeasible (the result is still printed), 2 bad input or
-usage (one line on stderr naming the file and the key; never a traceback), 130 interrupted
-(Ctrl-C; nothing printed on standard output, no file written).
+Exit codes, the same for every command: 0 done; 1 the instance is infeasible, i.e. the input is
+valid but no allocation exists (``solve`` and ``compare`` still print the result; ``ledger``,
+``pareto``, ``simulate``, ``plot`` and ``deft-run`` say on stderr that there is nothing to count,
+choose or draw), or a run stopped before its end (a ``sweep`` whose worker died, a ``deft-run``
+whose client failed); 2 bad input or usage: an unreadable or invalid file, a bad option value
+(every ``--seed`` is a non-negative integer), an output path that cannot be written (checked
+before any work; no folder is created), with one line on stderr naming the file, the option or
+the path, and never a traceback; 130 interrupted (Ctrl-C; nothing printed on standard output, no
+file written).
 
 matplotlib, cvxpy and torch are imported only by the commands that use them, so that
 ``lola --help`` and a ``crunch`` solve start fast.
@@ -18,6 +24,7 @@ import sys
 import solvers
 
 from . import __version__, api
+from ._args import seed as _seed
 from .report import format_comparison, format_result
 from .scenario import ScenarioError
 
@@ -31,11 +38,31 @@ GENERATOR_NOISE_FIGURE_DB, GENERATOR_MAX_SPECTRAL_EFFICIENCY = 5.0, 7.4063
 # that building the parser does not import matplotlib).
 FIGURE_KINDS = ("profile", "devices", "bandwidth", "memory", "convergence", "allocation",
                 "solver-time", "energy", "several-blocks", "cooperation", "ledger")
+# The kinds drawn from a scenario; the others (generated sweeps, profiles) refuse one.
+SCENARIO_FIGURE_KINDS = ("allocation", "convergence", "energy", "ledger")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse prints the whole usage otherwise)
         raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports unknown options from the top parser ("see 'lola --help'"); report
+        # them from the sub-command that was given them, whose help lists what it takes
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            _innermost(self, parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+def _innermost(parser, parsed):
+    """The deepest sub-command parser that ``parsed`` went through (``lola scenario generate``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+            if chosen is not None:
+                return _innermost(chosen, parsed)
+    return parser
 
 
 class _UsageError(Exception):
@@ -114,7 +141,7 @@ def _build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--method", help="method name (see 'lola methods'); default: "
                        f"{jbba_default} for jbba, {matching_default} for matching")
     solve.add_argument("--json", action="store_true", help="print one JSON object")
-    solve.add_argument("--seed", type=int, default=0, help="seed for randomised methods")
+    solve.add_argument("--seed", type=_seed, default=0, help="seed for randomised methods")
     solve.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
                        help=f"wall-clock limit, for the methods that take one ({takers}); "
                        "when reached: status feasible with the best proven bound")
@@ -142,7 +169,7 @@ def _build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--methods", help="comma-separated subset of methods (default: every "
                          "available method for the problem)")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
-    compare.add_argument("--seed", type=int, default=0, help="seed for randomised methods")
+    compare.add_argument("--seed", type=_seed, default=0, help="seed for randomised methods")
     compare.add_argument("--time-limit", type=_seconds, metavar="SECONDS",
                          help=f"wall-clock limit for every method that takes one ({takers}); "
                          "default: none, except "
@@ -209,7 +236,7 @@ def _build_parser() -> argparse.ArgumentParser:
                           default=GENERATOR_MAX_SPECTRAL_EFFICIENCY,
                           help="cap of the fixed rate model's spectral efficiency: the top LTE "
                           "uplink MCS, 256-QAM (3GPP TS 36.213 Table 7.2.3-2); 0 switches it off")
-    generate.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    generate.add_argument("--seed", type=_seed, default=0, help="seed of every random draw")
     generate.add_argument("--name", help="scenario name (default: from profile, K and seed)")
     generate.add_argument("-o", "--output", help="file to write (default: standard output)")
 
@@ -222,8 +249,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "or several), cooperation (fastest of local, split and centralized over server "
         "throughput and uplink bandwidth), ledger (bytes per link and round).")
     plot.add_argument("kind", choices=FIGURE_KINDS, help="which figure")
-    plot.add_argument("scenario", nargs="?", help="scenario file for allocation and convergence "
-                      "(default: the bundled default scenario)")
+    plot.add_argument("scenario", nargs="?", help="scenario file, for "
+                      f"{', '.join(SCENARIO_FIGURE_KINDS)} only (default: the bundled default "
+                      "scenario); the other kinds take none")
     plot.add_argument("-o", "--output", help="figure file (default: KIND.png)")
     plot.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba",
                       help="matching (P1) or jbba (P2)")
@@ -315,21 +343,37 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _print_methods(as_json: bool) -> None:
+    # the capabilities come from the registry's flags (solvers.registry.Method), never by hand:
+    # several_blocks, the problems solved with several blocks per device (--max-blocks > 1);
+    # modes, the execution modes chosen among (--modes); several_blocks_modes, those with
+    # several blocks; energy, whether every allocation keeps the devices' energy budgets
     rows = [{"name": m.name, "problems": list(m.problems), "role": m.role, "exact": m.exact,
              "available": m.available, "default_for": [p for p in m.problems
                                                        if api.default_method(p) == m.name],
-             "options": list(m.options), "description": m.description}
+             "options": list(m.options), "description": m.description,
+             "several_blocks": list(m.several_blocks), "modes": list(m.modes),
+             "several_blocks_modes": list(m.several_modes) if m.several_blocks else [],
+             "energy": m.energy}
             for m in solvers.METHODS.values()]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from .report import format_table
+
+    table = []
     for row in rows:
         flags = ("exact" if row["exact"] else row["role"]) + ("" if row["available"] else
                                                               ", not installed")
         if row["default_for"]:
             flags += ", default"
-        print(f"{row['name']:<12} {'/'.join(row['problems']):<15} {flags:<15} "
-              f"{row['description']}")
+        table.append([row["name"], "/".join(row["problems"]), flags,
+                      "/".join(row["several_blocks"]) or "-", ",".join(row["modes"]),
+                      "yes" if row["energy"] else "-", row["description"]])
+    print(format_table(["method", "problems", "kind", "several blocks", "modes",
+                        "energy budgets", "description"], table, "lllllll"))
+    print("(several blocks: the problems it solves with --max-blocks above 1; modes: the "
+          "execution modes it may choose with --modes; energy budgets: whether it keeps every "
+          "device within its energy_budget_j)")
 
 
 def _solve(args) -> int:
@@ -380,6 +424,7 @@ def _profile(args) -> int:
         raise _UsageError(f"lola profile: unknown model {args.model!r}; known: "
                           f"{', '.join(profiling.MODELS)}")
     output = args.output or f"{args.model}.json"
+    _check_output(output, "-o", "lola profile")  # before minutes of measurement
     try:
         document = profiling.profile_model(settings, progress=not args.quiet)
     except KeyboardInterrupt:
@@ -400,12 +445,24 @@ _GENERATOR_OPTIONS = {"n_devices": "--devices", "energy_budget_j": "--energy-bud
 
 def _generate(args) -> int:
     from . import generate
-    from ._io import atomic_write_text
+    from ._io import atomic_write_text, check_output_path
+    from ._progress import Progress
 
+    if args.output:  # before any work: a path that cannot be written is bad input, exit 2
+        try:
+            check_output_path(args.output, option="-o")
+            generate.scenario_format(args.output)
+        except ValueError as err:
+            message = str(err)
+            if not message.startswith("-o "):
+                message = f"-o {message}"
+            raise _UsageError(f"lola scenario generate: {message}") from None
     channel = {"noise_figure_db": args.noise_figure or None,
                "max_spectral_efficiency": args.max_spectral_efficiency or None}
     power = {"energy": args.energy, "energy_budget_j": args.energy_budget,
              "downlink": args.downlink}
+    # A one-line progress report on stderr, on a terminal only, once it runs over 2 s.
+    progress = Progress("generating", max(args.devices, 1))
     try:
         document = generate.generate_scenario(args.devices, profile=args.profile,
                                               rate_model=args.rate_model,
@@ -428,14 +485,22 @@ def _generate(args) -> int:
         command += " --energy"
     if args.downlink:
         command += " --downlink"
-    text = generate.to_yaml(document, command=command, **channel)
+    progress.label = "checking"
+    progress.update(0)
     warning = generate.feasibility_warning(document)
     if warning:
+        progress.close()
         print(f"lola scenario generate: warning: this scenario has no solution: {warning}",
               file=sys.stderr)
-    if args.output:
-        atomic_write_text(args.output, text)
-    else:
+    progress.label = f"writing {args.output}" if args.output else "writing"
+    try:
+        text = generate.write_scenario(args.output or "-.yaml", document, command=command,
+                                       progress=progress, **channel)
+        if args.output:
+            atomic_write_text(args.output, text)
+    finally:
+        progress.close()
+    if not args.output:
         print(text, end="")
     return EXIT_OK
 
@@ -447,8 +512,12 @@ _SWEEP_METHODS = {"jbba": "exact,dual-ascent,greedy,min-sum,random",
 
 
 def _energy_budgets(scenario) -> list:
-    """Eight budgets from what the cheapest allocation's hungriest device spends to twice it."""
+    """Eight budgets from what the cheapest allocation's hungriest device spends to twice it;
+    None (said on stderr) when there is no allocation at all: nothing to draw."""
     allocation = api.solve(scenario, method=api.default_method("jbba"))
+    if allocation.round_latency_s is None:
+        print(f"lola: nothing to draw: {allocation.message}", file=sys.stderr)
+        return None
     spent = [d.energy_j for d in allocation.devices if d.blocks and d.energy_j is not None]
     if not spent:
         raise _UsageError("lola plot energy: the scenario's devices have no compute_power_w and "
@@ -473,16 +542,20 @@ def _plot(args) -> int:
         return values
 
     kind = args.kind
+    if args.scenario is not None and kind not in SCENARIO_FIGURE_KINDS:
+        raise _UsageError(f"lola plot {kind}: takes no scenario ({args.scenario}); the kinds "
+                          f"that draw a scenario are {', '.join(SCENARIO_FIGURE_KINDS)}")
     output = args.output or f"{kind}.png"
     if not output.lower().endswith((".png", ".pdf", ".svg")):
         raise _UsageError(f"lola plot: {output}: the figure file must end in .png, .pdf or .svg")
+    _check_output(output, "-o", "lola plot")
     try:
         figure = _figure(args, kind, names, numbers)
     except _UsageError:
         raise
     except ValueError as err:  # a sweep or figure that cannot be drawn from these values
         raise _UsageError(f"lola plot {kind}: {' '.join(str(err).split())}") from None
-    if figure is None:
+    if figure is None:  # infeasible: nothing to draw (said on stderr)
         return EXIT_INFEASIBLE
     try:
         plots.save(figure, output)
@@ -509,16 +582,28 @@ def _figure(args, kind, names, numbers):
                             rate_model=args.rate_model)
         figure = plots.plot_sweep(rows)
     elif kind == "energy":
-        figure = plots.plot_energy_budget(api.energy_budget_sweep(
-            scenario, numbers(args.values) if args.values else _energy_budgets(scenario),
-            problem=args.problem, methods=names(args.methods or ",".join(
-                [api.default_method(args.problem), "greedy", "min-sum"]))))
+        budgets = numbers(args.values) if args.values else _energy_budgets(scenario)
+        if budgets is None:
+            return None
+        rows = api.energy_budget_sweep(scenario, budgets, problem=args.problem,
+                                       methods=names(args.methods or ",".join(
+                                           [api.default_method(args.problem), "greedy",
+                                            "min-sum"])))
+        if all(row["round_latency_s"] is None for row in rows):
+            print("lola: nothing to draw: no method found an allocation within any of the "
+                  "budgets", file=sys.stderr)
+            return None
+        figure = plots.plot_energy_budget(rows)
     elif kind == "convergence":
         method = args.method or "dual-ascent"
         if method != "dual-ascent":
             raise _UsageError(f"lola plot convergence: --method {method}: only dual-ascent has "
                               "an iteration history to draw")
-        figure = plots.plot_convergence(api.solve(scenario, problem="jbba", method=method))
+        result = api.solve(scenario, problem="jbba", method=method)
+        if result.round_latency_s is None:
+            print(f"lola: nothing to draw: {result.message}", file=sys.stderr)
+            return None
+        figure = plots.plot_convergence(result)
     elif kind == "several-blocks":
         from .studies.blocks import latency_vs_devices
 
@@ -534,11 +619,14 @@ def _figure(args, kind, names, numbers):
                                seeds=range(args.seeds), n_devices=args.devices)
         figure = plots.plot_cooperation(rows)
     elif kind == "ledger":
-        from .studies.ledger import traffic_ledger
+        from .studies.ledger import NoAllocation, traffic_ledger
 
         try:
             ledger = traffic_ledger(scenario, problem=args.problem, method=args.method,
                                     max_blocks=args.max_blocks, modes=args.modes)
+        except NoAllocation as err:
+            print(f"lola: nothing to draw: {err}", file=sys.stderr)
+            return None
         except ValueError as err:
             raise _UsageError(f"lola plot ledger: {err}") from None
         figure = plots.plot_ledger(ledger)
@@ -573,6 +661,7 @@ def _sweep(args) -> int:
                           "the cluster's own workers run the tasks")
     spec = load_sweep(args.sweep_file)
     output = args.output or f"{Path(args.sweep_file).stem}.csv"
+    _check_output(output, "-o", "lola sweep")  # not "run it again to resume" after the fact
     try:
         outcome = sweep(spec, output=output, executor=executor, workers=args.workers,
                         scheduler=args.scheduler, progress=not args.quiet)
@@ -594,6 +683,17 @@ def _sweep(args) -> int:
         return EXIT_INFEASIBLE  # 1: the run is incomplete
     print(f"{spec.name}: {outcome.summary()}")
     return EXIT_OK
+
+
+def _check_output(path, option: str, command: str) -> None:
+    """A file the command will write: its folder exists and may be written, and it is not a
+    folder; else a usage error naming the path, before any work (no folder is created)."""
+    from ._io import OutputPathError, check_output_path
+
+    try:
+        check_output_path(path, option=option)
+    except OutputPathError as err:
+        raise _UsageError(f"{command}: {err}") from None
 
 
 def _run(args, parser) -> int:

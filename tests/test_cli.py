@@ -57,7 +57,8 @@ def test_memory_infeasibility_message_names_the_block(capsys, write_json, good_s
 
 @pytest.mark.parametrize("args, words", [
     (["solve", "--problem", "matching", "--method", "dual-magic"], "unknown method"),
-    (["solve", "--problem", "matching", "--method", "random", "--seed", "x"], "invalid int"),
+    (["solve", "--problem", "matching", "--method", "random", "--seed", "x"],
+     "--seed: must be a non-negative integer"),
     (["solve", "--problem", "sideways"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
 ])

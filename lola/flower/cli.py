@@ -1,4 +1,4 @@
-"""``lola deft-run``: DEFT rounds in Flower from the command line (specification, section 15).
+"""``lola deft-run``: DEFT rounds in Flower, from the command line.
 
 :func:`add_arguments` puts the options on an ``argparse`` parser and :func:`run` runs the
 command: it returns 0 when every round ran, 1 when the run failed (a device's ClientApp failed,
@@ -29,16 +29,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     import math
     try:
@@ -52,6 +42,8 @@ def _positive_float(text: str) -> float:
 
 def add_arguments(parser) -> None:
     """The options of ``lola deft-run`` (the caller's formatter shows the defaults)."""
+    from .._args import seed
+
     parser.add_argument("scenario", nargs="?", help="scenario file (YAML or JSON): its devices "
                         "become Flower clients, its channel and server are the rounds'; the "
                         "bundled default when omitted")
@@ -68,10 +60,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", metavar="FILE", help='JSON-lines file of {"input_ids": [...], '
                         '"label": k}, split between the devices and a held-out part; default: '
                         "a seeded synthetic task")
-    parser.add_argument("--seed", type=_natural, default=0, help="seed of the weights, the data, "
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the weights, the data, "
                         "the mini-batches and the methods; same seed, same losses")
     parser.add_argument("--max-blocks", type=_positive_int, metavar="M",
-                        help="blocks a device may train in one round (section 8), for every "
+                        help="blocks a device may train in one round (see 'Several blocks "
+                        "per device' in the README), for every "
                         "device that does not report its own max_blocks (default: 1)")
     parser.add_argument("--batch-size", type=_positive_int, default=16,
                         help="sequences per mini-batch")
@@ -137,8 +130,12 @@ def run(args) -> int:
     from .server import ClientFailure, RunFailure
     from .settings import SettingsError
 
+    from .._io import check_output_path
+
     if args.figure and Path(args.figure).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ValueError(f"--figure {args.figure}: the figure format must be png, pdf or svg")
+    if args.figure:  # before any training: never a run lost to a path that cannot be written
+        check_output_path(args.figure, option="--figure")
     settings = _settings(args)
     prepare(settings)  # every input checked before Flower, torch or the profiler start
     try:
@@ -170,19 +167,27 @@ def run(args) -> int:
 
 
 def format_report(report) -> str:
-    """The human summary: one line per round and client, then the ratio summary."""
+    """The human summary: one line per round and client, then the ratio summary.
+
+    Two kinds of time, labelled as such: a round's predicted latency is the cost model's on the
+    scenario's devices and channel; a client's step times (measured, and predicted at the host's
+    measured throughput) are this host's, where the clients actually ran.
+    """
     data = report.to_dict()
     lines = [f"{data['scenario']}: {data['method']} ({data['problem']}), {data['rounds']} rounds "
              f"of the {data['model']} model, seed {data['seed']}; initial eval loss "
-             f"{data['initial_eval_loss']:.4f}"]
+             f"{data['initial_eval_loss']:.4f}",
+             "(round latency: predicted for the scenario's devices and channel; client step "
+             "times: measured on this host, and predicted for this host's throughput)"]
     for row in data["per_round"]:
-        lines.append(f"round {row['round']}: {row['status']}, predicted round "
-                     f"{row['predicted_round_latency_s']:.4g} s, train loss "
+        lines.append(f"round {row['round']}: {row['status']}, predicted round latency on the "
+                     f"scenario's devices {row['predicted_round_latency_s']:.4g} s, train loss "
                      f"{row['train_loss']:.4f}, eval loss {row['eval_loss']:.4f} (accuracy "
                      f"{row['eval_accuracy']:.3f})")
         for client in row["clients"]:
-            lines.append(f"  {client['device']:<14} {','.join(client['blocks']):<28} measured "
-                         f"{1e3 * client['measured_compute_s']:8.2f} ms, predicted "
+            lines.append(f"  {client['device']:<14} {','.join(client['blocks']):<28} step on "
+                         f"this host: measured {1e3 * client['measured_compute_s']:8.2f} ms, "
+                         "predicted "
                          f"{1e3 * client['predicted_compute_s_host']:8.2f} ms, ratio "
                          f"{client['compute_ratio']:.3f}, uploaded {client['uploaded_bytes']} B")
     spread = data["compute_ratio_spread"]

@@ -110,10 +110,21 @@ def main(argv=None) -> None:
     """``python -m lola.profiles.analytic MODEL [-o FILE]``: write an analytic profile."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="Write the analytic profile of a RoBERTa size.")
+    parser = argparse.ArgumentParser(prog="python -m lola.profiles.analytic",
+                                     description="Write the analytic profile of a RoBERTa size.")
     parser.add_argument("model", choices=sorted(ROBERTA_CONFIGS))
     parser.add_argument("-o", "--output", help="file to write (default: standard output)")
     args = parser.parse_args(argv)
+    if args.output:  # one line and exit 2, as every lola command, before any work
+        from .._io import OutputPathError, check_output_path
+
+        try:
+            check_output_path(args.output, option="-o")
+        except OutputPathError as err:
+            import sys
+
+            print(f"{parser.prog}: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
     text = json.dumps(analytic_profile(args.model), indent=2) + "\n"
     if args.output:
         atomic_write_text(args.output, text)

@@ -27,7 +27,12 @@ import json
 import math
 from dataclasses import dataclass
 
-__all__ = ["traffic_ledger", "Ledger", "add_arguments", "run_command"]
+__all__ = ["traffic_ledger", "Ledger", "NoAllocation", "add_arguments", "run_command"]
+
+
+class NoAllocation(ValueError):
+    """The method found no allocation (the instance is infeasible): there is no traffic to count.
+    ``lola ledger`` exits 1 on it, as ``lola solve`` does on an infeasible instance."""
 
 
 @dataclass
@@ -107,7 +112,7 @@ def traffic_ledger(scenario=None, *, problem: str = "jbba", method: str | None =
     result = solve(scenario, problem=problem, method=method, seed=seed, max_blocks=max_blocks,
                    modes=modes)
     if result.round_latency_s is None:
-        raise ValueError(f"method {result.method!r} found no allocation: {result.message}")
+        raise NoAllocation(f"method {result.method!r} found no allocation: {result.message}")
     if result.method == "centralized":
         raise ValueError("the ledger compares a DEFT allocation with the centralized "
                          "reference; give a DEFT method")
@@ -131,6 +136,8 @@ def add_arguments(parser) -> None:
     """The options of ``lola ledger``."""
     import solvers
 
+    from .._args import seed
+
     parser.add_argument("scenario", nargs="?", help="scenario file (YAML or JSON); the "
                         "bundled default when omitted")
     parser.add_argument("--problem", choices=solvers.PROBLEMS, default="jbba",
@@ -138,11 +145,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", help="method whose allocation is counted (default: the "
                         "problem's default method)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds R to total over")
-    parser.add_argument("--seed", type=int, default=0, help="seed for randomised methods")
+    parser.add_argument("--seed", type=seed, default=0, help="seed for randomised methods")
     parser.add_argument("--max-blocks", type=int, default=1, metavar="M",
-                        help="most blocks a device trains in one round (section 8)")
+                        help="most blocks a device trains in one round (see 'Several blocks "
+                        "per device' in the README)")
     parser.add_argument("--modes", default="local", metavar="MODES",
-                        help="execution modes: local, split or local,split (section 9)")
+                        help="execution modes: local, split or local,split (see 'Split mode' "
+                        "in the README)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -154,10 +163,17 @@ def _size(count: float) -> str:
 
 
 def run_command(args) -> int:
-    """``lola ledger``: a table, or the JSON of the contract."""
-    ledger = traffic_ledger(args.scenario, problem=args.problem, method=args.method,
-                            rounds=args.rounds, seed=args.seed, max_blocks=args.max_blocks,
-                            modes=args.modes)
+    """``lola ledger``: a table, or the JSON of the contract. Returns 1 (one line on stderr,
+    nothing on stdout) when the method finds no allocation: the instance is infeasible."""
+    import sys
+
+    try:
+        ledger = traffic_ledger(args.scenario, problem=args.problem, method=args.method,
+                                rounds=args.rounds, seed=args.seed, max_blocks=args.max_blocks,
+                                modes=args.modes)
+    except NoAllocation as err:
+        print(f"lola ledger: nothing to count: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(ledger.to_dict(), indent=2))
         return 0

@@ -1038,12 +1038,19 @@ def add_arguments(parser) -> None:
 
 
 def run_command(args) -> int:
-    """Run ``lola pareto`` with parsed ``args``; print a table or the JSON; return 0."""
+    """Run ``lola pareto`` with parsed ``args``; print a table or the JSON; return 0, or 1 when
+    no configuration has a feasible allocation (the table is still printed, no figure written).
+    Bad input, an unwritable ``-o`` included (checked before any solve), raises ``ValueError``."""
     import json
+    import sys
+
+    from .._io import check_output_path
 
     if args.figure is not None and Path(args.figure).suffix.lower() not in (".png", ".pdf",
                                                                           ".svg"):
         raise ValueError(f"--figure {args.figure}: the file must end in .png, .pdf or .svg")
+    if args.figure is not None:
+        check_output_path(args.figure, option="-o")
     result = pareto(
         args.scenario,
         layers=None if args.layers is None else _int_list(args.layers, "--layers"),
@@ -1052,7 +1059,8 @@ def run_command(args) -> int:
         min_quality=args.min_quality, max_memory_bytes=args.max_memory,
         objectives=args.objectives, primary=args.primary,
         target_modules=args.target_modules, acme_cells=args.acme_cells)
-    if args.figure is not None:
+    feasible = any(point["round_latency_s"] is not None for point in result.points)
+    if args.figure is not None and feasible:
         from ..plots import save
 
         save(plot_pareto(result), args.figure)
@@ -1060,6 +1068,10 @@ def run_command(args) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print(format_pareto(result))
+    if not feasible:
+        print("lola pareto: no configuration has a feasible allocation"
+              + ("; no figure written" if args.figure is not None else ""), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -63,8 +63,7 @@ class RowLog:
     """
 
     def __init__(self, path, columns):
-        self.path, self.columns = Path(path), list(columns)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.columns = Path(path), list(columns)  # its folder must exist
         self.repaired_bytes, self.created = 0, False
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
