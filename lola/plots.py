@@ -22,7 +22,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import ticker
+from matplotlib import ticker, transforms
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -208,6 +208,19 @@ def _marker_size(layer: int) -> float:
     return max(4.0, 9.5 - 1.5 * layer)
 
 
+def _dodge(sizes: dict) -> dict:
+    """Horizontal offsets (points) that put the markers of the methods side by side, in the
+    given order and centred on the true x, adjacent markers overlapping by a third at most."""
+    names = list(sizes)
+    offsets, position = {}, 0.0
+    for i, name in enumerate(names):
+        if i:
+            position += 0.7 * (sizes[names[i - 1]] + sizes[name]) / 2
+        offsets[name] = position
+    middle = position / 2
+    return {name: offset - middle for name, offset in offsets.items()}
+
+
 def _seeds_text(counts) -> str:
     counts = sorted({int(n) for n in counts if n})
     if not counts:
@@ -233,17 +246,37 @@ def plot_sweep(rows, *, title: str | None = None) -> Figure:
     any_feasible = any(np.isfinite(data["mean"]).any() for data in summary.values())
     values = sorted({float(v) * scale for data in summary.values() for v in data["values"]})
     layer = _layers(summary)
+    shift = _dodge({method: _marker_size(layer[method]) for method in summary})
     for method, data in summary.items():
         x = data["values"] * scale
         colour, marker = method_colour(method), method_marker(method)
+        # each method drawn a few points to the side of the others, so that markers and
+        # intervals of methods that reach the same latency stand side by side, not one over
+        # another (the data stay at the true x; only the drawing is shifted)
+        moved = transforms.offset_copy(latency_ax.transData, figure, x=shift[method], y=0,
+                                       units="points")
         latency_ax.plot(x, data["mean"], color=colour, marker=marker,
                         ls="--" if _is_exact(method) else "-", lw=_width(layer[method]),
                         markersize=_marker_size(layer[method]), zorder=3 + layer[method],
-                        label=method)
-        # the interval of the mean, cut at 0 s: no latency is negative
-        latency_ax.fill_between(x, np.maximum(data["mean"] - data["half_width"], 0),
-                                data["mean"] + data["half_width"], color=colour, alpha=0.12,
-                                lw=0, zorder=1)
+                        label=method, transform=moved)
+        # the interval of the mean, cut at 0 s (no latency is negative): a bar in the method's
+        # colour beside the others' bars, rather than bands that cover one another
+        shown = np.isfinite(data["mean"]) & np.isfinite(data["half_width"])
+        if shown.any():
+            latency_ax.vlines(x[shown], np.maximum((data["mean"] - data["half_width"])[shown],
+                                                   0),
+                              (data["mean"] + data["half_width"])[shown], colors=colour,
+                              lw=2.0, alpha=0.55, zorder=2, transform=moved)
+        # the shifted artists do not widen the data limits themselves: their data do
+        low = np.maximum(data["mean"] - np.nan_to_num(data["half_width"]), 0)
+        high = data["mean"] + np.nan_to_num(data["half_width"])
+        points = np.column_stack([np.concatenate([x, x]), np.concatenate([low, high])])
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points):
+            latency_ax.update_datalim(points)
+            latency_ax.autoscale_view()
+    if len(summary) > 1:
+        latency_ax.margins(x=0.08)  # room for the methods drawn beside the first and last x
     # Points where a method has no feasible seed: a mean over no seed is not a number, so they
     # are marked on the axis, in dark grey where every method is infeasible, else in the colour
     # of the method that is.
@@ -293,6 +326,8 @@ def plot_sweep(rows, *, title: str | None = None) -> Figure:
         legend_title = f"mean over {seeds}\n(too few for an interval)"
     if not all((data["feasible"] == 1).all() for data in summary.values()):
         legend_title += "\n(feasible seeds only)"
+    if len(summary) > 1:
+        legend_title += "\nmethods side by side at each point"
     latency_ax.set(ylabel="round latency (s)", title=title or _SWEEP_TITLES.get(parameter))
     feasible_ax.set(xlabel=label, ylabel="feasible\nseeds (%)", ylim=(-8, 108),
                     yticks=[0, 50, 100])
@@ -522,50 +557,72 @@ def plot_energy_budget(rows) -> Figure:
 
     ``rows``: dicts with ``budget_j``, ``method``, ``round_latency_s`` and ``status``, as
     :func:`lola.api.energy_budget_sweep` returns them (several rows per point are reduced to
-    their median). Budgets where a method finds no allocation are marked with an open marker
-    on the lower edge and labelled infeasible; a tighter budget can only slow the round, so each
-    exact curve falls as the budget grows.
+    their median). Budgets where a method finds no allocation have no latency to draw: they are
+    marked × in a strip of their own above the latency axes, one row per method, labelled
+    infeasible, so that no mark sits on the latency scale; a tighter budget can only slow the
+    round, so each exact curve falls as the budget grows.
     """
     figure = plt.figure(figsize=(8, 4.8), layout="constrained")
-    ax = figure.subplots()
     methods = list(dict.fromkeys(r["method"] for r in rows))
     layer = _layers(methods)
     budgets = sorted({float(r["budget_j"]) for r in rows})
     solved = [r["round_latency_s"] for r in rows if r["round_latency_s"] is not None]
     floor = min(solved) if solved else 1.0
-    infeasible_shown = False
+    curves, blocked = {}, {}
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
-        points, blocked = [], []
+        points, lost = [], []
         for budget in sorted({float(r["budget_j"]) for r in mine}):
             here = [r["round_latency_s"] for r in mine if float(r["budget_j"]) == budget
                     and r["round_latency_s"] is not None and r["status"] != "infeasible"]
-            (points.append((budget, float(np.median(here)))) if here else blocked.append(budget))
+            (points.append((budget, float(np.median(here)))) if here else lost.append(budget))
+        curves[method], blocked[method] = points, lost
+    strip = None
+    if any(blocked.values()):
+        grid = figure.add_gridspec(2, 1, height_ratios=[1 + 0.35 * len(methods), 8])
+        ax = figure.add_subplot(grid[1])  # the latency axes stays figure.axes[0]
+        strip = figure.add_subplot(grid[0], sharex=ax)
+    else:
+        ax = figure.add_subplot()
+    for method in methods:
         colour, marker = method_colour(method), method_marker(method)
-        if points:
-            x, y = zip(*points)
+        if curves[method]:
+            x, y = zip(*curves[method])
             ax.plot(x, y, color=colour, marker=marker, ls="--" if _is_exact(method) else "-",
                     lw=_width(layer[method]), markersize=_marker_size(layer[method]),
                     zorder=3 + layer[method], label=method)
-        if blocked:
-            ax.plot(blocked, [0.0] * len(blocked), ls="none", marker=marker,
-                    markerfacecolor="none", markeredgecolor=colour, markersize=8,
-                    transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
-                    label=None if points else method)
-            infeasible_shown = True
+        elif blocked[method]:  # in the legend all the same, with its own marker
+            ax.plot([], [], color=colour, marker=marker, ls="--" if _is_exact(method) else "-",
+                    lw=_width(layer[method]), markersize=_marker_size(layer[method]),
+                    label=method)
+    if strip is not None:
+        row = {method: len(methods) - 1 - i for i, method in enumerate(methods)}
+        for method in methods:
+            if blocked[method]:
+                strip.plot(blocked[method], [row[method]] * len(blocked[method]), ls="none",
+                           marker="x", markersize=8, mew=2, color=method_colour(method),
+                           label=f"{method}: infeasible")
+        strip.set_ylim(-0.7, len(methods) - 0.3)
+        strip.set_yticks([])
+        strip.set_ylabel("infeasible", rotation=0, ha="right", va="center",
+                         fontsize=_LEGEND_PT)
+        strip.tick_params(axis="x", labelbottom=False)
+        strip.grid(alpha=0.3, axis="x")
+        strip.set_title("round latency versus the per-round energy budget")
+    else:
+        ax.set_title("round latency versus the per-round energy budget")
     if not solved:
         ax.text(0.5, 0.5, INFEASIBLE_TEXT, transform=ax.transAxes, ha="center", va="center",
                 fontsize=_ANNOTATION_PT + 1)
         ax.set_ylim(0, floor)
     _plain_ticks(ax.xaxis, budgets)
-    ax.set(xlabel="energy budget per device and round (J)", ylabel="round latency (s)",
-           title="round latency versus the per-round energy budget")
+    ax.set(xlabel="energy budget per device and round (J)", ylabel="round latency (s)")
     ax.grid(alpha=0.3, which="major")
     handles, labels = ax.get_legend_handles_labels()
-    if infeasible_shown:
-        handles.append(Line2D([], [], ls="none", marker="o", markerfacecolor="none",
-                              markeredgecolor="0.3", markersize=8))
-        labels.append("infeasible (open marker on the axis)")
+    if strip is not None:
+        handles.append(Line2D([], [], ls="none", marker="x", markersize=8, mew=2,
+                              color="0.3"))
+        labels.append("infeasible: no allocation\n(× in the strip above,\nin the method's colour)")
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
               fontsize=_LEGEND_PT)
     return figure
@@ -686,14 +743,16 @@ def plot_cooperation(rows) -> Figure:
     class mix.
 
     ``rows``: :func:`lola.studies.cooperation.cooperation_map`'s. Each cell is coloured by the
-    winner on most seeds and labelled with the winner's median round latency over the best
-    DEFT latency (local or split) for centralized cells, or over centralized's for DEFT cells.
+    winner on most seeds and labelled with the median over the seeds of the winner's round
+    latency divided by the second fastest option's (:func:`_runner_up_ratio`): below 1, the
+    winner is that much faster. Only the options that win a cell are in the legend.
     """
     mixes = list(dict.fromkeys(r["mix"] for r in rows))
     servers = sorted({float(r["server_flops_per_s"]) for r in rows})
     bands = sorted({float(r["bandwidth_hz"]) for r in rows})
     figure = plt.figure(figsize=(4.6 * len(mixes) + 0.4, 4.6), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(mixes), sharey=True, squeeze=False)[0])
+    drawn = set()
     for ax, mix in zip(axes, mixes):
         for i, server in enumerate(servers):
             for j, band in enumerate(bands):
@@ -703,17 +762,13 @@ def plot_cooperation(rows) -> Figure:
                     continue
                 votes = [r["best"] for r in here]
                 winner = max(_WINNER_COLOURS, key=votes.count)
-                deft = [min(v for v in (r["local_s"], r["split_s"]) if v is not None)
-                        for r in here]
-                central = [r["centralized_s"] for r in here]
-                if winner == "centralized":
-                    ratio = np.median([c / d for c, d in zip(central, deft) if c is not None])
-                else:
-                    ratio = np.median([d / c for c, d in zip(central, deft) if c is not None])
+                drawn.add(winner)
+                ratios = [ratio for ratio in (_runner_up_ratio(r, winner) for r in here)
+                          if ratio is not None]
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1,
                                            color=_WINNER_COLOURS[winner], alpha=0.85))
-                ax.text(j, i, f"{ratio:.2f}", ha="center", va="center",
-                        fontsize=_ANNOTATION_PT, color="white")
+                ax.text(j, i, f"{np.median(ratios):.2f}" if ratios else "-", ha="center",
+                        va="center", fontsize=_ANNOTATION_PT, color="white")
         ax.set_xlim(-0.5, len(bands) - 0.5)
         ax.set_ylim(-0.5, len(servers) - 0.5)
         ax.set_xticks(range(len(bands)), [f"{b / 1e6:g}" for b in bands])
@@ -721,11 +776,32 @@ def plot_cooperation(rows) -> Figure:
         ax.set_xlabel("uplink bandwidth B (MHz)")
         ax.set_title(f"devices: {mix}")
     axes[0].set_ylabel("edge server throughput (TFLOP/s)")
-    handles = [Patch(color=colour, label=name) for name, colour in _WINNER_COLOURS.items()]
+    names = {"local": "DEFT, local steps", "split": "DEFT with split mode",
+             "centralized": "centralized"}
+    handles = [Patch(color=colour, alpha=0.85, label=f"fastest: {names[name]}")
+               for name, colour in _WINNER_COLOURS.items() if name in drawn]
     figure.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=_LEGEND_PT)
-    figure.suptitle("fastest round: DEFT local, DEFT with split mode, or centralized "
-                    "(label: winner's latency / the other's)")
+    figure.suptitle("fastest round: DEFT local, DEFT with split mode, or centralized\n"
+                    "number: fastest option's latency / second fastest's (median over seeds; "
+                    "split counts only where faster than local)", fontsize=11)
     return figure
+
+
+def _runner_up_ratio(row: dict, winner: str):
+    """The round latency of ``winner`` over the fastest of the other options of a row, or None
+    when there is none to compare. Split mode may choose local steps everywhere, and then its
+    latency is local's own: it counts as an option of its own only where it is faster."""
+    latency = {"local": row.get("local_s"), "split": row.get("split_s"),
+               "centralized": row.get("centralized_s")}
+    if latency["split"] is not None and latency["local"] is not None and \
+            not latency["split"] < latency["local"] * (1 - 1e-9):
+        latency["split"] = None  # the same rounds as local
+        if winner == "split":
+            winner = "local"
+    others = [value for name, value in latency.items() if name != winner and value is not None]
+    if latency[winner] is None or not others:
+        return None
+    return latency[winner] / min(others)
 
 
 def plot_ledger(ledger) -> Figure:
@@ -738,7 +814,9 @@ def plot_ledger(ledger) -> Figure:
              ("cut_activations_up", "cut activations up", "#dd8452"),
              ("cut_gradients_down", "cut gradients down", "#c44e52"),
              ("adapters_down", "adapters down", "#55a868")]
-    figure = plt.figure(figsize=(max(6.0, 0.45 * len(names) + 2.5), 4.8), layout="constrained")
+    # the legend goes to the right of the bars, never over them: room for it on the right
+    figure = plt.figure(figsize=(max(6.0, 0.45 * len(names) + 2.5) + 2.6, 4.8),
+                        layout="constrained")
     ax = figure.subplots()
     bottom = np.zeros(len(names))
     for key, label, colour in parts:
@@ -756,5 +834,6 @@ def plot_ledger(ledger) -> Figure:
              else f"; {ledger.ratio_to_centralized:.3g} x centralized's bytes")
     ax.set_title(f"{ledger.method} on {ledger.scenario}: "
                  f"{ledger.per_round['total_bytes'] / 1e6:.3g} MB per round{ratio}")
-    ax.legend(fontsize=_LEGEND_PT)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+              fontsize=_LEGEND_PT)
     return figure

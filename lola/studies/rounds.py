@@ -484,7 +484,11 @@ class Simulation:
     summary : list of dict
         One per method: ``total_latency_s`` (over its feasible rounds), ``total_solve_time_s``,
         ``infeasible_rounds``, and ``total_time_s`` (the two totals added, where
-        :func:`plot_cumulative_time` ends).
+        :func:`plot_cumulative_time` ends); these add up different rounds for methods that fail
+        different rounds, so they compare only when no method failed one. Then
+        ``completed_rounds`` (rounds with a round latency), ``common_rounds`` (how many rounds
+        every method completed) and, over those common rounds, ``total_latency_common_s`` and
+        ``total_time_common_s`` (latency plus solve time), which compare across methods.
     fading, shadowing_db, max_spectral_efficiency, availability
         The channel and availability model the rounds were drawn with (``availability``:
         ``None`` for all devices always available, a probability, a mapping from device
@@ -509,7 +513,9 @@ class Simulation:
     def to_dict(self) -> dict:
         """The JSON object: the specification's keys, then the channel model (``fading``,
         ``shadowing_db``, ``max_spectral_efficiency``), ``availability`` and ``static_of``;
-        rows also carry ``available_devices`` and summaries ``total_time_s``."""
+        rows also carry ``available_devices`` and summaries ``total_time_s``,
+        ``completed_rounds``, ``common_rounds``, ``total_latency_common_s`` and
+        ``total_time_common_s``."""
         return {"scenario": self.scenario, "problem": self.problem, "rounds": self.rounds,
                 "seed": self.seed, "per_round": [dict(row) for row in self.per_round],
                 "summary": [dict(row) for row in self.summary],
@@ -790,7 +796,8 @@ def simulate(scenario=None, *, problem: str = "jbba", methods=None, rounds: int 
         if outcome["static"] is not None:
             per_round.append(outcome["static"])
     names = list(methods) + ([STATIC_PREFIX + methods[0]] if static else [])
-    summary = [_summary(name, [row for row in per_round if row["method"] == name])
+    common = _common_rounds(per_round, names)
+    summary = [_summary(name, [row for row in per_round if row["method"] == name], common)
                for name in names]
     return Simulation(base.name, problem, int(rounds), int(seed), names, per_round, summary,
                       fading=fading, shadowing_db=shadowing_db,
@@ -799,13 +806,33 @@ def simulate(scenario=None, *, problem: str = "jbba", methods=None, rounds: int 
                       static_of=methods[0] if static else None)
 
 
-def _summary(method: str, rows: list) -> dict:
+def _common_rounds(per_round: list, methods: list) -> set:
+    """The rounds that every method completed (a round latency in each of its rows)."""
+    rounds = {row["round"] for row in per_round}
+    for row in per_round:
+        if row["method"] in methods and row["round_latency_s"] is None:
+            rounds.discard(row["round"])
+    return rounds
+
+
+def _summary(method: str, rows: list, common: set) -> dict:
+    """Totals of one method: over its own feasible rounds (the specification's keys, which
+    differ in how many rounds they add up when methods fail different rounds), and over the
+    ``common`` rounds that every method completed, which compare."""
     latency = sum(row["round_latency_s"] for row in rows if row["round_latency_s"] is not None)
     solve_time = sum(row["solve_time_s"] for row in rows)
+    shared = [row for row in rows if row["round"] in common]
+    common_latency = sum(row["round_latency_s"] for row in shared)
+    infeasible = sum(row["status"] == "infeasible" for row in rows)
     return {"method": method, "total_latency_s": float(latency),
             "total_solve_time_s": float(solve_time),
-            "infeasible_rounds": sum(row["status"] == "infeasible" for row in rows),
-            "total_time_s": float(latency + solve_time)}
+            "infeasible_rounds": infeasible,
+            "total_time_s": float(latency + solve_time),
+            "completed_rounds": sum(row["round_latency_s"] is not None for row in rows),
+            "common_rounds": len(shared),
+            "total_latency_common_s": float(common_latency),
+            "total_time_common_s": float(common_latency
+                                         + sum(row["solve_time_s"] for row in shared))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -841,6 +868,7 @@ def plot_cumulative_time(simulation: Simulation):
     curves compare the time that each method needs for the same number of training rounds.
     """
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     figure = plt.figure(figsize=(8, 5.4), layout="constrained")
     ax = figure.add_subplot()
@@ -855,9 +883,16 @@ def plot_cumulative_time(simulation: Simulation):
         ax.plot(count, total, color=style["color"], linestyle=style["linestyle"],
                 marker=style["marker"], markevery=max(1, len(count) // 10), markersize=6,
                 linewidth=1.6, label=_label(simulation, method))
+        if 0 < len(total) < simulation.rounds:  # where a curve stops short, say why there
+            ax.annotate(f"{len(total)} of {simulation.rounds} rounds completed",
+                        (count[-1], total[-1]), textcoords="offset points", xytext=(-20, 45),
+                        ha="right", va="bottom", fontsize=9, color=style["color"],
+                        arrowprops={"arrowstyle": "->", "color": style["color"], "lw": 1.0})
     ax.set_xlabel("rounds completed")
     ax.set_ylabel("cumulative time: round latency + solve time (s)")
     ax.set_xlim(0, simulation.rounds + 1)
+    # whole rounds only, at 1-2-5 steps
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{simulation.problem}, {simulation.rounds} rounds of {simulation.scenario}",
@@ -929,7 +964,9 @@ def add_arguments(parser) -> None:
                         "every round (default: the problem's default exact method, greedy and "
                         "min-sum)")
     parser.add_argument("--rounds", type=int, default=20, help="number of rounds R")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every round's draw; same "
+    from .._args import seed
+
+    parser.add_argument("--seed", type=seed, default=0, help="seed of every round's draw; same "
                         "seed, same rounds")
     parser.add_argument("--fading", choices=FADING_MODELS, default="rayleigh",
                         help="small-scale fading of each device's power gain around its mean: "
@@ -988,11 +1025,17 @@ def run_command(args) -> int:
                              f"svg, got {Path(path).suffix or 'no suffix'!r}")
     if args.output and args.export_round is None:
         raise ValueError("-o/--output: names the file of --export-round I; give --export-round")
+    from .._io import check_output_path
+
+    for name in ("csv", "figure", "latency_figure"):  # before any round: no work lost to a path
+        if getattr(args, name) and args.export_round is None:
+            check_output_path(getattr(args, name), option=_option(name, True))
     if args.export_round is not None:
         if not args.output:
             raise ValueError("--export-round: give the file to write with -o FILE")
         if args.export_round < 1:
             raise ValueError(f"--export-round: rounds count from 1, got {args.export_round}")
+        check_output_path(args.output, option="-o")
         path = export_round(args.scenario, args.export_round, args.output, **_options(args))
         print(f"lola simulate: wrote round {args.export_round} to {path}", file=sys.stderr)
         return 0
@@ -1018,22 +1061,46 @@ def run_command(args) -> int:
 
 
 def format_summary(simulation: Simulation) -> str:
-    """The summary as a table: totals per method over the rounds."""
+    """The summary as a table: totals per method over the rounds.
+
+    A method's totals add up the rounds it completed; where one failed rounds that the others
+    completed, its totals cover fewer rounds and do not compare, so its cells say over how many
+    rounds they are, and two more columns give every method's latency and total time over the
+    rounds that every method completed (``total_latency_common_s``, ``total_time_common_s``).
+    """
     from ..report import format_table, seconds_text
 
+    incomplete = any(entry["infeasible_rounds"] for entry in simulation.summary)
+    common = min((entry["common_rounds"] for entry in simulation.summary), default=0)
     headers = ["method", "total latency", "mean latency", "solve time", "total time",
                "infeasible rounds"]
+    if incomplete:
+        headers += [f"latency, {common} common", f"time, {common} common"]
     rows = []
     for entry in simulation.summary:
-        feasible = simulation.rounds - entry["infeasible_rounds"]
+        feasible = entry.get("completed_rounds",
+                             simulation.rounds - entry["infeasible_rounds"])
         mean = entry["total_latency_s"] / feasible if feasible else None
-        total = entry["total_latency_s"] if feasible else None
-        rows.append([entry["method"], seconds_text(total), seconds_text(mean),
-                     seconds_text(entry["total_solve_time_s"]),
-                     seconds_text(entry["total_time_s"] if feasible else None),
-                     f"{entry['infeasible_rounds']}/{simulation.rounds}"])
+        total = seconds_text(entry["total_latency_s"] if feasible else None)
+        spent = seconds_text(entry["total_time_s"] if feasible else None)
+        if feasible and feasible < simulation.rounds:  # a total over fewer rounds: say so
+            over = f" ({feasible} round{'' if feasible == 1 else 's'})"
+            total, spent = total + over, spent + over
+        row = [entry["method"], total, seconds_text(mean),
+               seconds_text(entry["total_solve_time_s"]), spent,
+               f"{entry['infeasible_rounds']}/{simulation.rounds}"]
+        if incomplete:
+            row += [seconds_text(entry["total_latency_common_s"] if common else None),
+                    seconds_text(entry["total_time_common_s"] if common else None)]
+        rows.append(row)
     channel = simulation.fading + (f", shadowing {simulation.shadowing_db:g} dB"
                                    if simulation.shadowing_db else "")
     head = (f"scenario {simulation.scenario}  problem {simulation.problem}  "
             f"{simulation.rounds} rounds  seed {simulation.seed}  fading {channel}")
-    return head + "\n" + format_table(headers, rows)
+    text = head + "\n" + format_table(headers, rows)
+    if incomplete:
+        text += (f"\nA total over (n rounds) adds up only the rounds its method completed and "
+                 f"does not compare with the others; compare the {common} common round"
+                 f"{'' if common == 1 else 's'}, those that every method completed"
+                 + (" (none here)." if not common else "."))
+    return text
