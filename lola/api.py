@@ -114,11 +114,13 @@ class DeviceReport:
         entry = {"name": self.name, "blocks": list(self.blocks),
                  "bandwidth_hz": self.bandwidth_hz, "compute_s": self.compute_s,
                  "upload_s": self.upload_s, "latency_s": self.latency_s,
-                 "memory_bytes": self.memory_bytes, "energy_j": self.energy_j}
-        if self.mode is not None:
-            entry["mode"] = self.mode
-        if self.mode == "split":
-            entry["server_s"], entry["downlink_s"] = self.server_s, self.downlink_s
+                 "memory_bytes": self.memory_bytes, "energy_j": self.energy_j,
+                 # every device has the same keys: null mode for an idle device, null server_s
+                 # and downlink_s outside split mode
+                 "mode": self.mode}
+        split = self.mode == "split"
+        entry["server_s"] = self.server_s if split else None
+        entry["downlink_s"] = self.downlink_s if split else None
         return entry
 
 
@@ -159,6 +161,69 @@ class Result:
                 "devices": [d.to_dict() for d in self.devices],
                 "lower_bound_s": self.lower_bound_s, "solve_time_s": self.solve_time_s,
                 "message": self.message}
+
+    def to_networkx(self):
+        """The allocation as a bipartite graph: blocks on one side, devices on the other.
+
+        Node keys are ``("block", name)`` and ``("device", name)``, so that a block and a
+        device may share a name.
+
+        Returns
+        -------
+        networkx.Graph
+            One node per block of :attr:`assignment` with ``bipartite=0``, ``kind="block"``,
+            ``name`` and ``depth`` (1 for the block nearest the output: the scenario's block
+            order). One node per device of the scenario with ``bipartite=1``,
+            ``kind="device"``, ``name``, ``n_blocks``, ``bandwidth_hz``, ``compute_s``,
+            ``upload_s``, ``latency_s``, ``memory_bytes`` and, where known, ``mode``
+            (``"local"`` or ``"split"``), ``server_s``, ``downlink_s`` and ``energy_j``.
+            One edge per (block, device) pair of the assignment; ``centralized`` joins every
+            block to one node ``("server", "server")`` with ``bipartite=1`` and
+            ``kind="server"``. The graph's own attributes are ``scenario``, ``problem``,
+            ``method``, ``status`` and ``round_latency_s``. An infeasible result has the
+            device nodes and no block nodes or edges.
+
+        Examples
+        --------
+        >>> import lola
+        >>> from networkx.algorithms import bipartite
+        >>> result = lola.solve(lola.default_scenario(), problem="matching", method="crunch")
+        >>> graph = result.to_networkx()
+        >>> blocks = [node for node, side in graph.nodes(data="bipartite") if side == 0]
+        >>> len(blocks), graph.number_of_edges(), bipartite.is_bipartite(graph)
+        (12, 12, True)
+        >>> graph.nodes["block", "layer.11"]["depth"]
+        1
+        >>> [device] = graph["block", "layer.11"]
+        >>> device, graph.nodes[device]["mode"]
+        (('device', 'phone-05'), 'local')
+        >>> max(graph.nodes[d]["latency_s"] for _, d in graph.edges(blocks)) \\
+        ...     == graph.graph["round_latency_s"]
+        True
+        """
+        import networkx as nx
+
+        graph = nx.Graph(scenario=self.scenario, problem=self.problem, method=self.method,
+                         status=self.status, round_latency_s=self.round_latency_s)
+        for device in self.devices:
+            known = {key: getattr(device, key) for key in ("mode", "server_s", "downlink_s",
+                                                            "energy_j")
+                     if getattr(device, key) is not None}
+            graph.add_node(("device", device.name), bipartite=1, kind="device",
+                           name=device.name, n_blocks=len(device.blocks),
+                           bandwidth_hz=device.bandwidth_hz, compute_s=device.compute_s,
+                           upload_s=device.upload_s, latency_s=device.latency_s,
+                           memory_bytes=device.memory_bytes, **known)
+        centralized = self.extras.get("uploaders") is not None  # as _result names SERVER
+        for depth, pair in enumerate(self.assignment, start=1):
+            block = ("block", pair["block"])
+            graph.add_node(block, bipartite=0, kind="block", name=pair["block"], depth=depth)
+            if centralized:
+                graph.add_node(("server", SERVER), bipartite=1, kind="server", name=SERVER)
+                graph.add_edge(block, ("server", SERVER))
+            else:
+                graph.add_edge(block, ("device", pair["device"]))
+        return graph
 
 
 def _finite_or_none(value):
