@@ -9,11 +9,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS := test,profile,scip,dask,flower
+EXTRAS := test,profile,scip,dask,flower,docs
 LATEST := .venv-latest
 OLDEST := .venv-oldest
 
-.PHONY: demo test test-latest test-oldest constraints bench clean
+.PHONY: demo test docs test-latest test-oldest constraints bench clean
 
 # torch is pinned to the CPU build first, so that the profile extra is satisfied by it instead
 # of pulling the newest release with several GB of CUDA packages (test-latest keeps this pin).
@@ -31,6 +31,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The documentation site, docs/_build/html/index.html; a warning fails the build.
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 # The newest release of every dependency (torch aside), installed afresh each time.
 test-latest:
@@ -61,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)   # BENCH_ARGS=--quick for a few minutes
 
 clean:
-	rm -rf $(VENV) $(LATEST) $(OLDEST) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LATEST) $(OLDEST) build docs/_build *.egg-info .pytest_cache .hypothesis

@@ -202,7 +202,7 @@ class Instance:
                 else np.asarray(self.block_extra_memory, dtype=float))
 
     def group_costs(self, assignment):
-        """C(A_k), m(A_k), S(A_k) and |A_k| of every device for an assignment (block -> device).
+        """C(A_k), m(A_k), S(A_k) and ``|A_k|`` of every device for an assignment (block -> device).
 
         Returns four (K,) arrays (zero for devices without blocks). The extras of a device's
         blocks other than its deepest are added in depth order, so the numbers do not depend on
@@ -297,7 +297,9 @@ class Instance:
 
     def mode_terms(self):
         """Per allowed mode: (mode, fixed time (K, N), payload bits (1, N) or (K, N), allowed
-        (K, N), compute FLOPs of the device (1, N)) with latency = time + bits / r_k(b)::
+        (K, N), compute FLOPs of the device (1, N)).
+
+        The latency is time + bits / r_k(b), with::
 
             local: C_n / f_k,                                     S_n,         m_n <= M_k
             split: F^dev_n / f_k + F^srv_n / f_srv + 8 A_n / R^down_k,  8 A_n + S_n,  m^split_n <= M_k
