@@ -30,3 +30,13 @@ def write_json(tmp_path):
         path.write_text(json.dumps(document))
         return path
     return write
+
+
+@pytest.fixture
+def no_open_figures():
+    """Every figure closed before and after the test (figure tests use it for the module)."""
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    yield
+    plt.close("all")

@@ -10,7 +10,6 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
@@ -25,11 +24,7 @@ from lola.studies.rounds import simulate  # noqa: E402
 from tests.test_readme import README, _blocks, _commands, folder  # noqa: E402,F401
 
 
-@pytest.fixture(autouse=True)
-def no_open_figures():
-    plt.close("all")
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("no_open_figures")
 
 
 # ---------------------------------------------------------------------------------------------

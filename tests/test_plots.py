@@ -16,11 +16,7 @@ import lola
 from lola import cli, plots, sweeps
 
 
-@pytest.fixture(autouse=True)
-def no_open_figures():
-    plt.close("all")
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("no_open_figures")
 
 
 @pytest.fixture(scope="module")
