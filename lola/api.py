@@ -84,6 +84,15 @@ def _check_time_limit(time_limit_s) -> None:
             f"time limit must be a positive finite number of seconds, got {time_limit_s!r}")
 
 
+def _check_seed(seed) -> None:
+    """Every seed is a non-negative integer (numpy's generators take no other), as every
+    ``--seed`` of the command line."""
+    import numbers
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise solvers.SolverInputError(f"seed must be a non-negative integer, got {seed!r}")
+
+
 def _check_options(spec, options: dict) -> None:
     """A method takes only the options its solver declares; name the ones it does take."""
     accepted = [name for name in spec.options if name not in ("seed", "time_limit_s")]
@@ -440,6 +449,7 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
     """
     _check_problem(problem)
     _check_time_limit(time_limit_s)
+    _check_seed(seed)
     _check_max_blocks(max_blocks)
     modes = _check_modes(modes)
     method = method or default_method(problem)
@@ -579,6 +589,7 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
     """
     _check_problem(problem)
     _check_time_limit(time_limit_s)
+    _check_seed(seed)
     _check_max_blocks(max_blocks)
     modes = _check_modes(modes)
     scenario = load_scenario(scenario)

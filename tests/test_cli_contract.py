@@ -341,3 +341,13 @@ def test_deft_run_labels_the_scenarios_time_and_this_hosts():
     client_line = next(line for line in lines if "phone-1" in line)
     assert "scenario's devices" in round_line and "0.002271 s" in round_line
     assert "this host" in client_line and "12.00 ms" in client_line
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "3"])
+def test_the_python_api_refuses_a_bad_seed_naming_it(seed):
+    import lola
+
+    for call in (lambda: lola.solve(lola.default_scenario(), method="random", seed=seed),
+                 lambda: lola.compare(lola.default_scenario(), methods=["random"], seed=seed)):
+        with pytest.raises(solvers.SolverInputError, match="seed must be a non-negative integer"):
+            call()
