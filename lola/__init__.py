@@ -17,6 +17,7 @@ from .api import (
                   default_scenario_path,
                   solve,
 )
+from .race.run import race
 from .scenario import Scenario, ScenarioError, load_scenario
 from .studies import sweep
 from .studies.pareto import pareto
@@ -25,4 +26,4 @@ from .studies.rounds import simulate
 __version__ = "0.1.0"
 __all__ = ["Comparison", "Result", "Scenario", "compare", "ScenarioError", "SolverFailure", "SolverInputError", "Status",
            "default_method", "default_scenario", "default_scenario_path", "load_scenario", "solve",
-           "pareto", "simulate", "sweep", "__version__"]
+           "pareto", "race", "simulate", "sweep", "__version__"]

@@ -67,6 +67,11 @@ class InProcessGrid(Grid):
         self.reply_bytes = {}        # message id -> bytes of its reply on the wire
         self.client_tracebacks = {}  # node id -> traceback of the last exception it raised
 
+    @property
+    def node_configs(self) -> dict:
+        """``{node id: node config}`` of the nodes of this grid."""
+        return {node: dict(context.node_config) for node, context in self._contexts.items()}
+
     def set_run(self, run) -> None:
         self._run = run
 
