@@ -216,7 +216,11 @@ def _check_inputs(glue_dir, task, model, save, output, figure):
 
     if glue_dir is None:
         raise RaceError("--glue-dir: give the folder that holds the GLUE tasks")
-    task_files(glue_dir, task)
+    from .glue import read_split
+
+    for split, path in task_files(glue_dir, task).items():
+        if path is not None:
+            read_split(glue_dir, task, split, path=path)  # a bad line is named before any run
     zip_path(model)
     if output is not None:
         check_output_path(output, option="-o")
