@@ -5,7 +5,7 @@ InProcessGrid`, which delivers each message as a SuperNode would, deflated to by
 again). The ClientApp answers two message types:
 
 * ``train``: with the global trainable parameters (ArrayRecord ``arrays``) and a ConfigRecord
-  ``config`` (``blocks``, ``lr``, ``optimizer``, ``local-steps``, ``seed``), it loads them, runs
+  ``config`` (``round``, ``blocks``, ``client-lr``, ``optimizer``), it loads them, runs
   the local steps on mini-batches of its shard that train those blocks only, and replies with
   the parameters of its blocks (ArrayRecord ``arrays``) and a MetricRecord ``metrics``
   (``num-examples``, ``train-loss``, ``step-s``, ``frozen-unchanged``);
@@ -13,17 +13,23 @@ again). The ClientApp answers two message types:
   (ArrayRecord ``batches``: token ids and labels) for the server to train on.
 
 The server side (:class:`RaceServer`) plans each round with :func:`lola.race.strategies.plan_round`,
-sends the messages, aggregates, and evaluates the global model on the dev split:
+sends the messages, aggregates each block's returned parameters into that round's new value, and
+applies them through the server's optimizer: the pseudo-gradient of a block is its current value
+minus the aggregate, and one step of Adam (its state kept across rounds, the same optimizer and
+learning rate for every strategy: FedAdam's server side, Reddi et al., ICLR 2021) gives the
+block's next value; with one local step of plain SGD on the clients, the pseudo-gradient is the
+client learning rate times the gradient of section 1. Then it evaluates the global model on the
+dev split. Aggregation:
 
-* ``deft``: each block's parameters are written from the one device that trained it;
+* ``deft``: each block's parameters are those of the one device that trained it;
 * ``fedavg-lora``: Flower's own FedAvg aggregation (``aggregate_arrayrecords`` of
   :mod:`flwr.serverapp.strategy`, what ``FedAvg.aggregate_train`` computes): every parameter is
   the average of the participants', weighted by their examples;
 * ``depth-hetero``: each block is averaged, weighted by examples, over the participants that
   trained it (the same FedAvg aggregation over those replies); a block nobody trained keeps its
   value;
-* ``centralized``: the server trains every block on the uploaded mini-batches, one step per
-  mini-batch, in the uploaders' order.
+* ``centralized``: the server trains every block on the uploaded mini-batches with its own
+  optimizer, one step per mini-batch, in the uploaders' order.
 """
 from __future__ import annotations
 
@@ -100,7 +106,7 @@ def make_client_app(settings, devices):
         blocks = [str(b) for b in config["blocks"]]
         batches = _batches(settings, shards.shards[device], device, int(config["round"]),
                            shards.data.train)
-        step = model.train(blocks, batches, lr=float(config["lr"]),
+        step = model.train(blocks, batches, lr=float(config["client-lr"]),
                            optimizer=str(config["optimizer"]),
                            dropout_seed=data_seed(settings.seed, "dropout", device,
                                                   int(config["round"])) % 2**31)
@@ -182,6 +188,7 @@ class RaceServer:
         self.nodes = {str(config["device"]): node
                       for node, config in grid.node_configs.items()}
         global_arrays = model.arrays()
+        self.optimizer = model.server_optimizer(settings.lr)
         timing = {"train_s": 0.0, "eval_s": 0.0, "plan_s": 0.0}
         began = started = time.perf_counter()
         initial = model.evaluate(data.dev)
@@ -200,14 +207,15 @@ class RaceServer:
                 messages = {}
                 for name, blocks in plan.assignment.items():
                     config = ConfigRecord({"round": round_number, "blocks": list(blocks),
-                                           "lr": float(settings.lr),
+                                           "client-lr": float(settings.client_lr),
                                            "optimizer": settings.optimizer})
                     messages[name] = Message(RecordDict({"arrays": record, "config": config}),
                                              self.nodes[name], "train",
                                              group_id=f"train-{round_number}")
                 replies = self._exchange(grid, messages, round_number)
-                self._aggregate(plan, replies, model, global_arrays, aggregate_arrayrecords,
-                                round_number)
+                updated = self._aggregate(plan, replies, model, global_arrays,
+                                          aggregate_arrayrecords, round_number)
+                global_arrays = model.server_step(self.optimizer, global_arrays, updated)
                 metrics = [replies[name].content.metric_records["metrics"] for name in messages]
                 examples = int(sum(m["num-examples"] for m in metrics))
                 losses = float(sum(m["train-loss"] * m["num-examples"] for m in metrics)
@@ -257,12 +265,13 @@ class RaceServer:
                     raise RunFailed(f"round {round_number}: device {name}: parameter {key} has "
                                     "the wrong shape or non-finite values")
         strategy = self.settings.strategy
+        updated = {}
         if strategy == "deft":
             for name, blocks in plan.assignment.items():
                 arrays = replies[name].content.array_records["arrays"]
                 for key in model.keys_of(blocks):
-                    global_arrays[key] = arrays[key].numpy()
-            return
+                    updated[key] = arrays[key].numpy()
+            return updated
         # fedavg-lora and depth-hetero: Flower's FedAvg over the replies that hold each block
         by_block = {}
         for name, blocks in plan.assignment.items():
@@ -276,7 +285,8 @@ class RaceServer:
             subset = [_restricted(replies[name], keys) for name in names]
             arrays = aggregate_arrayrecords(subset, "num-examples")
             for key in keys:
-                global_arrays[key] = arrays[key].numpy()
+                updated[key] = arrays[key].numpy()
+        return updated
 
     def _centralized(self, grid, plan, model, global_arrays, round_number):
         from flwr.app import ConfigRecord, Message, RecordDict
@@ -299,7 +309,7 @@ class RaceServer:
                            for start in range(0, len(labels), size))
         model.load(global_arrays)
         step = model.train(model.block_names, batches, lr=float(self.settings.lr),
-                           optimizer=self.settings.optimizer,
+                           optimizer=self.optimizer,
                            dropout_seed=data_seed(self.settings.seed, "dropout", "server",
                                                   round_number) % 2**31)
         global_arrays.update(model.arrays())

@@ -94,8 +94,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size-skew", type=float, default=0.0, metavar="S",
                         help="IID shards of unequal sizes, proportional to lognormal(0, S) draws")
     parser.add_argument("--lr", type=_positive_float, default=1e-3,
-                        help="learning rate of the client optimizer, the same for every strategy")
-    parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
+                        help="learning rate of the server's Adam, which applies every round's "
+                        "aggregated update (and trains in centralized)")
+    parser.add_argument("--client-lr", type=_positive_float, default=0.1,
+                        help="learning rate of the client optimizer")
+    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
                         help="client optimizer, created afresh each round")
     parser.add_argument("--local-steps", type=_positive_int, default=1,
                         help="local steps E per round, the same for every strategy")
@@ -163,6 +166,7 @@ def run(args) -> int:
                       strategies=args.strategies, rounds=args.rounds, seeds=args.seeds,
                       target=args.target, sequence_length=args.sequence_length,
                       alpha=args.alpha, size_skew=args.size_skew, lr=args.lr,
+                      client_lr=args.client_lr,
                       optimizer=args.optimizer, local_steps=args.local_steps,
                       batch_size=args.batch_size, clients_per_round=args.clients_per_round,
                       max_blocks=args.max_blocks, eval_every=args.eval_every,

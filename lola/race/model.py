@@ -9,8 +9,10 @@ block ``classifier`` at depth 1; layer l's adapters are block ``layer.l`` at dep
 
 A step on the block set A (:meth:`RaceModel.train`) is the step of section 8: every adapter is
 active in the forward pass, only A's parameters are trainable, so back-propagation stops at the
-deepest block of A, and the client optimizer (AdamW or SGD, created afresh for the step's local
-steps: clients keep no state between rounds, in every strategy alike) updates A alone. Training
+deepest block of A, and the client optimizer (SGD or AdamW, created afresh for the round's local
+steps: clients keep no state between rounds, in every strategy alike) updates A alone.
+:meth:`RaceModel.server_step` is the server's optimizer (Adam, with its state kept across rounds)
+applied to the round's pseudo-gradients. Training
 batches have the profile's shape: ``batch_size`` sentences padded and cut to the sequence length
 L. Evaluation (:meth:`RaceModel.evaluate`) runs batches of sentences of similar length with their
 common trailing padding cut off: padded positions are masked out of attention, so this changes
@@ -185,10 +187,12 @@ class RaceModel:
                 "attention_mask": torch.from_numpy(np.ascontiguousarray(mask)),
                 "labels": torch.from_numpy(data.labels[indices])}
 
-    def train(self, blocks, batches, *, lr: float, optimizer: str = "adamw",
+    def train(self, blocks, batches, *, lr: float, optimizer="sgd",
               dropout_seed: int = 0) -> StepResult:
         """One local step per mini-batch in ``batches`` (a list of (data, indices)), training the
-        parameters of ``blocks`` only, with a fresh client optimizer."""
+        parameters of ``blocks`` only, with a fresh client optimizer (``"sgd"`` or ``"adamw"``
+        at ``lr``), or with ``optimizer`` itself when it is a torch optimizer over these
+        parameters (it keeps its state)."""
         import torch
 
         keys = set(self.keys_of(blocks))
@@ -199,7 +203,9 @@ class RaceModel:
         trainable = [self.parameters[key] for key in self.parameters if key in keys]
         before = {key: p.detach().clone() for key, p in self.parameters.items()
                   if key not in keys}
-        if optimizer == "adamw":
+        if not isinstance(optimizer, str):
+            step = optimizer  # the caller's, with its state (the server's, in centralized)
+        elif optimizer == "adamw":
             step = torch.optim.AdamW(trainable, lr=lr)
         elif optimizer == "sgd":
             step = torch.optim.SGD(trainable, lr=lr)
@@ -226,6 +232,31 @@ class RaceModel:
         unchanged = all(torch.equal(value, self.parameters[key].detach())
                         for key, value in before.items())
         return StepResult(losses, times, examples, unchanged)
+
+    def server_optimizer(self, lr: float):
+        """The server's Adam over every trainable parameter (FedAdam's server optimizer, Reddi et
+        al., "Adaptive Federated Optimization", ICLR 2021); its state lives as long as it does."""
+        import torch
+
+        return torch.optim.Adam(list(self.parameters.values()), lr=lr)
+
+    def server_step(self, optimizer, current: dict, updated: dict) -> dict:
+        """One step of the server's ``optimizer`` from ``current`` (key -> array, every
+        parameter) with the pseudo-gradient current - updated of the keys in ``updated``; the
+        other parameters keep their values and moments. Returns the new arrays (every key)."""
+        import torch
+
+        self.load(current)
+        for key, parameter in self.parameters.items():
+            if key in updated:
+                delta = np.asarray(current[key], np.float32) - np.asarray(updated[key], np.float32)
+                parameter.grad = torch.from_numpy(delta)
+            else:
+                parameter.grad = None
+        optimizer.step()
+        for parameter in self.parameters.values():
+            parameter.grad = None
+        return self.arrays()
 
     def evaluate(self, data: Tokenised, *, batch_size: int = 64) -> dict:
         """Accuracy and mean cross-entropy over ``data`` (no dropout; module docstring)."""

@@ -241,7 +241,7 @@ def race(scenario=None, *, glue_dir, task: str = "sst2", model: str = "minilm",
          strategies=("deft", "fedavg-lora"), rounds: int = 10, seeds=(0,),
          target: float = 0.8, sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
          alpha: float | None = None, size_skew: float = 0.0, lr: float = 1e-3,
-         optimizer: str = "adamw", local_steps: int = 1, batch_size: int = 16,
+         client_lr: float = 0.1, optimizer: str = "sgd", local_steps: int = 1, batch_size: int = 16,
          clients_per_round: int | None = None, max_blocks: int = 1, eval_every: int = 1,
          threads: int = 1, save=None, output=None, figure=None, executor=None,
          workers: int | None = None, scheduler: str | None = None,
@@ -259,10 +259,14 @@ def race(scenario=None, *, glue_dir, task: str = "sst2", model: str = "minilm",
         Among ``deft``, ``fedavg-lora``, ``depth-hetero``, ``centralized``.
     rounds, seeds, target
         Rounds per run, the seeds (each a run per strategy), the dev accuracy to reach.
-    lr, optimizer, local_steps, batch_size
-        The client optimizer (``adamw`` or ``sgd``, created afresh for each round's local steps),
-        its learning rate, the local steps E per round and the mini-batch size: the same for
-        every strategy.
+    lr : float
+        The learning rate of the server's optimizer (Adam, its state kept across rounds), which
+        applies each round's aggregated update (:mod:`lola.race.apps`); in ``centralized`` it
+        trains on the uploaded mini-batches.
+    client_lr, optimizer, local_steps, batch_size
+        The client optimizer (``sgd`` or ``adamw``, created afresh for each round's local
+        steps), its learning rate, the local steps E per round and the mini-batch size. Every
+        one of these is the same for every strategy.
     clients_per_round : int, optional
         M participants per round for ``fedavg-lora`` and ``depth-hetero`` (default: every
         eligible device).
@@ -303,7 +307,7 @@ def race(scenario=None, *, glue_dir, task: str = "sst2", model: str = "minilm",
                             f"{', '.join(STRATEGIES)}")
     base = dict(glue_dir=str(glue_dir) if glue_dir is not None else "", task=task, model=model,
                 rounds=rounds, sequence_length=sequence_length, alpha=alpha,
-                size_skew=size_skew, lr=lr, optimizer=optimizer, local_steps=local_steps,
+                size_skew=size_skew, lr=lr, client_lr=client_lr, optimizer=optimizer, local_steps=local_steps,
                 batch_size=batch_size, clients_per_round=clients_per_round,
                 max_blocks=max_blocks, eval_every=eval_every, threads=threads)
     settings = {(s, seed): RaceSettings(strategy=s, seed=seed, **base)

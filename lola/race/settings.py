@@ -46,8 +46,9 @@ class RaceSettings:
     sequence_length: int = DEFAULT_SEQUENCE_LENGTH
     alpha: float | None = None        # None: IID shards; else Dirichlet(alpha) label skew
     size_skew: float = 0.0            # shard sizes ~ lognormal(0, size_skew); 0: equal shares
-    lr: float = 1e-3
-    optimizer: str = "adamw"
+    lr: float = 1e-3                  # the server's Adam
+    client_lr: float = 0.1            # the client optimizer's
+    optimizer: str = "sgd"            # the client optimizer
     local_steps: int = 1
     batch_size: int = 16
     clients_per_round: int | None = None
@@ -77,6 +78,7 @@ class RaceSettings:
         if self.clients_per_round is not None:
             _whole(self.clients_per_round, "--clients-per-round")
         _positive(self.lr, "--lr")
+        _positive(self.client_lr, "--client-lr")
         if self.alpha is not None:
             _positive(self.alpha, "--alpha")
         if isinstance(self.size_skew, bool) or not isinstance(self.size_skew, (int, float)) \
