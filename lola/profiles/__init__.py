@@ -12,6 +12,10 @@ each >= 0, 0 when absent) and its split-mode costs (section 9: ``split_device_fl
 ``split_server_flops`` = F^srv_n, ``split_memory_bytes`` = m^split_n and ``cut_bytes`` = A_n,
 each > 0, all four or none); the profiler measures all six.
 
+Bundled: ``roberta-base`` and ``roberta-large`` (one block per layer) and ``minilm-l6``, the
+pretrained all-MiniLM-L6-v2 that the race fine-tunes: its classification head is block
+``classifier`` at depth 1 (an entry without ``layer``), then ``layer.5`` ... ``layer.0``.
+
 >>> profile = load_profile("roberta-base")
 >>> len(profile.blocks), profile.blocks[0].depth, profile.info["measurement"]["method"]
 (12, 1, 'measured')

@@ -1,4 +1,4 @@
-"""Analytic (not measured) block costs of LoRA fine-tuning of a RoBERTa encoder.
+"""Analytic (not measured) block costs of LoRA fine-tuning of a RoBERTa or BERT encoder.
 
 A placeholder until measured profiles replace it: every figure here is a count from the model's
 configuration, and the files it writes say ``"measurement": {"method": "analytic"}``.
@@ -20,6 +20,15 @@ adapters (its key projection needs no gradient, so attention backward skips dK):
 
 for the block at depth d (layer l = L - d, 0-based); the adapter adds 8 b s h r forward.
 
+A BERT encoder (``minilm``: all-MiniLM-L6-v2) counts the same: its pooler (a dense h x h on the
+first token) and classifier (h x c) are F_head, and the token type embeddings are a lookup. When
+the classification head is trained as a block of its own (``head``; the default for ``minilm``),
+it is block ``classifier`` at depth 1 and layer l moves to depth d = L - l + 1. Its step runs the
+whole forward with every adapter off and back-propagates into the classifier's weights only (its
+input needs no gradient): C(classifier) = L F_fwd + F_head + 2 b h c. The layers' formula above
+holds with d - 1 in place of d. The head adds delta = 2 b h c (its weight gradient) to a step that
+already reaches a layer.
+
 Peak memory: the fp32 weights of the whole model, the activations kept for back-propagation of the
 d traversed layers, and the adapter's weights, gradients and two Adam moments:
 
@@ -28,7 +37,9 @@ d traversed layers, and the adapter's weights, gradients and two Adam moments:
 
 where A_layer is the per-layer activation memory of Korthikanti et al., "Reducing Activation
 Recomputation in Large Transformer Models" (MLSys 2023), eq. (1), for 16-bit tensors, doubled for
-fp32. The adapter has D = 2 modules x r (h + h) = 4 r h parameters.
+fp32. The adapter has D = 2 modules x r (h + h) = 4 r h parameters. The head block, when there is
+one, keeps no layer's activations: m(classifier) = 4 P_model + 16 (h c + c), and a layer at depth
+d stores d - 1 layers' activations.
 
 >>> blocks = analytic_profile("roberta-base")["blocks"]
 >>> blocks[0]["params"], blocks[0]["depth"], blocks[0]["name"]
@@ -40,7 +51,8 @@ import json
 
 from .._io import atomic_write_text
 
-__all__ = ["ROBERTA_CONFIGS", "FINE_TUNING", "analytic_profile", "model_parameters"]
+__all__ = ["ROBERTA_CONFIGS", "PRETRAINED_CONFIGS", "HEAD_BLOCKS", "FINE_TUNING",
+           "analytic_profile", "model_parameters"]
 
 # Hugging Face configurations of roberta-base and roberta-large (config.json of each model).
 ROBERTA_CONFIGS = {
@@ -51,12 +63,25 @@ ROBERTA_CONFIGS = {
                           num_attention_heads=16, vocab_size=50265, max_position_embeddings=514,
                           type_vocab_size=1),
 }
+# config.json of the pretrained models of lola.pretrained: all-MiniLM-L6-v2 (BERT, 6 layers,
+# width 384, 12 heads, an uncased vocabulary of 30,522).
+PRETRAINED_CONFIGS = {
+    "minilm": dict(num_hidden_layers=6, hidden_size=384, intermediate_size=1536,
+                   num_attention_heads=12, vocab_size=30522, max_position_embeddings=512,
+                   type_vocab_size=2),
+}
+# Models whose classification head is trained as a block of its own (at depth 1), by its module.
+HEAD_BLOCKS = {"minilm": "classifier"}
+_ARCHITECTURES = {"minilm": "BertForSequenceClassification"}
+# Their fine-tuning defaults where they differ from FINE_TUNING: the race's 64 tokens.
+_TUNING = {"minilm": dict(sequence_length=64)}
 FINE_TUNING = dict(peft="lora", rank=8, target_modules=["query", "value"], batch_size=16,
                    sequence_length=128, dtype="float32", num_labels=2)
 
 
 def model_parameters(config: dict, num_labels: int = 2) -> int:
-    """Parameters of RobertaForSequenceClassification with this configuration."""
+    """Parameters of RobertaForSequenceClassification (or BertForSequenceClassification, whose
+    pooler and classifier count as RoBERTa's head) with this configuration."""
     h, i, L = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
     embeddings = (config["vocab_size"] + config["max_position_embeddings"]
                   + config["type_vocab_size"]) * h + 2 * h
@@ -66,14 +91,21 @@ def model_parameters(config: dict, num_labels: int = 2) -> int:
 
 
 def analytic_profile(model: str, *, config: dict | None = None,
-                     fine_tuning: dict | None = None) -> dict:
+                     fine_tuning: dict | None = None, head: bool | None = None) -> dict:
     """The profile document of ``model`` from the formulas above.
 
-    ``config`` and ``fine_tuning`` override entries of the RoBERTa preset and of
-    :data:`FINE_TUNING` (batch_size, sequence_length, rank, num_labels).
+    ``config`` and ``fine_tuning`` override entries of the model's preset (RoBERTa's, or a
+    pretrained model's) and of :data:`FINE_TUNING` (batch_size, sequence_length, rank,
+    num_labels). ``head``: list the trained classification head as block ``classifier`` at depth
+    1 (default: for the models of :data:`HEAD_BLOCKS`).
+
+    >>> [b["name"] for b in analytic_profile("minilm")["blocks"]][:3]
+    ['classifier', 'layer.5', 'layer.4']
     """
-    config = {**ROBERTA_CONFIGS.get(model, {}), **(config or {})}
-    tuning = {**FINE_TUNING, **(fine_tuning or {})}
+    config = {**ROBERTA_CONFIGS.get(model, {}), **PRETRAINED_CONFIGS.get(model, {}),
+              **(config or {})}
+    tuning = {**FINE_TUNING, **_TUNING.get(model, {}), **(fine_tuning or {})}
+    head = model in HEAD_BLOCKS if head is None else head
     b, s, r = tuning["batch_size"], tuning["sequence_length"], tuning["rank"]
     h, i = config["hidden_size"], config["intermediate_size"]
     a, L = config["num_attention_heads"], config["num_hidden_layers"]
@@ -86,17 +118,27 @@ def analytic_profile(model: str, *, config: dict | None = None,
     adapter_params = 4 * r * h
     weights_bytes = 4 * model_parameters(config, c)
     blocks = []
-    for depth in range(1, L + 1):
-        layer = L - depth
+    if head:
+        head_params = h * c + c
         blocks.append(dict(
-            name=f"layer.{layer}", layer=layer, depth=depth, params=adapter_params,
-            flops=float(L * f_forward + 8 * b * s * h * r + (depth - 1) * f_backward + f_block
-                        + 2 * f_head),
+            name="classifier", depth=1, params=head_params,
+            flops=float(L * f_forward + f_head + 2 * b * h * c), latency_s=None,
+            memory_bytes=float(weights_bytes + 16 * head_params)))
+    for traversed in range(1, L + 1):  # layers back-propagated through: the block's and above
+        layer = L - traversed
+        blocks.append(dict(
+            name=f"layer.{layer}", layer=layer, depth=traversed + int(head),
+            params=adapter_params,
+            flops=float(L * f_forward + 8 * b * s * h * r + (traversed - 1) * f_backward
+                        + f_block + 2 * f_head),
             latency_s=None,
-            memory_bytes=float(weights_bytes + depth * activation_bytes + 16 * adapter_params)))
+            memory_bytes=float(weights_bytes + traversed * activation_bytes
+                               + 16 * adapter_params)))
+    architecture = _ARCHITECTURES.get(model, "RobertaForSequenceClassification")
     return {
         "model": model,
-        "config": {"architecture": "RobertaForSequenceClassification", **config, **tuning},
+        "config": {"architecture": architecture, **config, **tuning,
+                   **({"head": HEAD_BLOCKS.get(model, "classifier")} if head else {})},
         "measurement": {
             "method": "analytic",
             "note": "counted from the configuration by lola.profiles.analytic, not measured; "
@@ -111,8 +153,8 @@ def main(argv=None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m lola.profiles.analytic",
-                                     description="Write the analytic profile of a RoBERTa size.")
-    parser.add_argument("model", choices=sorted(ROBERTA_CONFIGS))
+                                     description="Write the analytic profile of a model.")
+    parser.add_argument("model", choices=sorted({**ROBERTA_CONFIGS, **PRETRAINED_CONFIGS}))
     parser.add_argument("-o", "--output", help="file to write (default: standard output)")
     args = parser.parse_args(argv)
     if args.output:  # one line and exit 2, as every lola command, before any work
