@@ -6,17 +6,25 @@ The API reference lists exactly the names in ``lola.__all__`` and ``solvers.__al
 is filled in from them at build time, so a new public name is documented as soon as it exists,
 and a private one never appears. The command-line reference is generated from the ``argparse``
 parser that ``lola`` itself runs.
+
+What the pages show is made from the code while the site builds, into ``docs/_generated/`` (not
+under version control): the figure gallery (``docs/make_gallery.py``) and the notebooks of
+``notebooks/``, copied here and executed by myst-nb (the repository stores them without outputs).
 """
 from __future__ import annotations
 
 import argparse
 import inspect
-import re
+import os
+import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+GENERATED = DOCS / "_generated"
 sys.path.insert(0, str(ROOT))
 
 import lola  # noqa: E402
@@ -32,16 +40,32 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "numpydoc",
-    "myst_parser",
+    "myst_nb",  # MyST Markdown pages, and the notebooks executed
     "sphinxarg.ext",
 ]
 
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+# the gallery's generated body is included by gallery.md, not a page of its own
+exclude_patterns = ["_build", "_generated/gallery", "**/.ipynb_checkpoints"]
 
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
+
+# Every notebook is executed at each build (the copies carry no outputs), but the one that runs
+# DEFT rounds in Flower: it needs the flower and profile extras and real training steps (the
+# test suite executes it). An error in a cell fails the build.
+nb_execution_mode = "force"
+nb_execution_excludepatterns = ["*07-deft-in-flower*", "*08-time-to-accuracy*"]
+nb_execution_timeout = 600
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+# The notebooks' small settings (fewer seeds, values, rounds), unless the caller chose:
+# LOLA_QUICK=0 make docs runs them in full. The kernel inherits this process's environment;
+# without MPLBACKEND it picks the inline backend and shows figures as a user's kernel would.
+os.environ.setdefault("LOLA_QUICK", "1")
+os.environ.pop("MPLBACKEND", None)
 
 autosummary_generate = False
 autodoc_member_order = "bysource"
@@ -120,11 +144,17 @@ def _fill_api(app, docname, source):
         source[0] = source[0].replace(marker, _api_section(module))
 
 
-def _link_to_user_guide(app, relative_path, parent_docname, content):
-    """The getting-started page includes only README.md's opening sections: its links to the
-    README's other sections (``#scenarios``) go to the user guide, which includes all of it."""
-    if parent_docname == "getting-started" and relative_path.name == "README.md":
-        content[0] = re.sub(r"\]\(#([\w-]+)\)", r"](user-guide.md#\1)", content[0])
+def _generate(app):
+    """The gallery's figures and body, and the notebooks to execute, into ``_generated/``."""
+    gallery = subprocess.run([sys.executable, str(DOCS / "make_gallery.py"),
+                              str(GENERATED / "gallery")], capture_output=True, text=True)
+    if gallery.returncode != 0:
+        raise RuntimeError(f"docs/make_gallery.py failed:\n{gallery.stdout}{gallery.stderr}")
+    notebooks = GENERATED / "notebooks"
+    shutil.rmtree(notebooks, ignore_errors=True)  # a notebook removed from notebooks/ goes too
+    notebooks.mkdir(parents=True)
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        shutil.copyfile(path, notebooks / path.name)
 
 
 def _cli_parser() -> argparse.ArgumentParser:
@@ -147,5 +177,5 @@ sys.modules["lola_cli_reference"].parser = _cli_parser
 
 
 def setup(app):
+    app.connect("builder-inited", _generate)
     app.connect("source-read", _fill_api)
-    app.connect("include-read", _link_to_user_guide)

@@ -21,7 +21,7 @@ from lola.generate import generate_scenario  # noqa: E402
 from lola.report import seconds_text  # noqa: E402
 from lola.studies import rounds  # noqa: E402
 from lola.studies.rounds import simulate  # noqa: E402
-from tests.test_readme import README, _blocks, _commands, folder  # noqa: E402,F401
+from tests.test_readme import _blocks, _commands, _extra_needed, _text, folder  # noqa: E402,F401
 
 
 pytestmark = pytest.mark.usefixtures("no_open_figures")
@@ -241,7 +241,7 @@ def test_cooperation_number_is_the_fastest_over_the_second_fastest_of_three():
 
 
 # ---------------------------------------------------------------------------------------------
-# 11. The README says what the commands print
+# 11. The README and the documentation pages say what the commands print
 
 
 def _shown_seconds(command: str):
@@ -271,7 +271,7 @@ def test_durations_in_the_readmes_command_comments_are_what_the_commands_print(f
 
 
 def test_dual_ascent_gaps_in_the_readme_are_measured():
-    text = " ".join(README.read_text().split())
+    text = " ".join(_text().split())  # the README and the documentation pages
     default = re.search(r"on the default scenario .*? reported gap is ([\d.]+) %", text)
     generated = re.search(r"on (\d+) generated devices, `lola scenario generate --devices "
                           r"(\d+)` \(seed (\d+)\), the same with a gap of (\d+) %", text)
@@ -300,8 +300,11 @@ def _imports(code: str) -> set:
 
 
 def test_readme_code_needing_a_missing_package_says_so_and_is_not_run():
-    # the README test runs the ``python`` blocks: they import nothing that is not installed
+    # the README test runs the ``python`` blocks: they import nothing that is not installed,
+    # but for those it skips when an optional extra is missing
     for code in _blocks("python"):
+        if _extra_needed(code) is not None:
+            continue
         missing = {name for name in _imports(code) if importlib.util.find_spec(name) is None}
         assert not missing, (missing, code[:200])
     # a ``py`` block (shown, not run) that needs a package lola does not install says so first

@@ -52,9 +52,11 @@ def _stdout(book):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_and_shows_its_figures(path):
-    if "import lola.flower" in path.read_text() or "from lola.flower" in path.read_text():
+    text = path.read_text()
+    if any(f"{verb} lola.{package}" in text for verb in ("import", "from")
+           for package in ("flower", "race")):
         for module in ("flwr", "torch"):  # the flower and profile extras (not in make test-oldest)
-            pytest.importorskip(module, reason=f"{path.stem} runs DEFT in Flower")
+            pytest.importorskip(module, reason=f"{path.stem} runs fine-tuning in Flower")
     book = _execute(path, _kernel_env())
     code = [cell for cell in book.cells if cell.cell_type == "code"]
     drawing = [cell for cell in code if "plots.plot_" in cell.source]

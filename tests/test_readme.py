@@ -1,9 +1,12 @@
-"""The README's examples run as written: its scenario files, its Python and its commands.
+"""The examples of the README and of the documentation pages run as written: their scenario
+files, their Python and their commands.
 
-The fenced blocks are taken from README.md itself: a ``yaml`` block whose first line is
-``# NAME.yaml`` is written to NAME.yaml in a fresh folder, every ``python`` block runs there, and
-every ``lola ...`` line of the ``sh`` blocks runs there too, except the few listed in
-``NOT_RUN`` with the reason. A command the README gains is run by this test without editing it.
+The fenced blocks are taken from README.md and from every Markdown page of docs/ (``PAGES``): a
+``yaml`` block whose first line is ``# NAME.yaml`` is written to NAME.yaml in a fresh folder,
+every ``python`` block runs there, and every ``lola ...`` line of the ``sh`` blocks runs there
+too, except the few listed in ``NOT_RUN`` with the reason, and those that need an optional extra
+that is not installed (``EXTRAS_NEEDED``). A command or example a page gains is run by this test
+without editing it.
 """
 import importlib.util
 import re
@@ -17,36 +20,70 @@ import yaml
 
 import lola
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+# The README first, then the documentation's own pages (docs/_generated holds what the build
+# makes, docs/_build what it wrote: neither is a page of examples).
+PAGES = [README] + sorted((ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 
 # Commands shown but not run here, and why. Set-up lines (make, pip, the benchmark suite) are
-# not LoLa commands and are not run either.
+# not LoLa commands and are not run either, nor are the commands of other programs a page
+# shows (a Flower deployment's server and devices).
 NOT_RUN = {
     "lola profile roberta-base -o my-roberta.json": "profiles the full model: minutes to hours",
+    "lola deft-run lab.yaml --model roberta-base --weights ./roberta-base --data train.jsonl":
+        "needs RoBERTa-base's weights in ./roberta-base and a data file of one's own",
 }
 SET_UP = ("make ", "pip install", "python -m benchmarks")
+OTHER_PROGRAMS = ("flower-superlink ", "flower-supernode ")
+
+
+def _page_text(page):
+    return page.read_text(encoding="utf-8")
+
+
+def _text():
+    """Every page's text, one after the other (what a reader finds in the documentation)."""
+    return "\n".join(_page_text(page) for page in PAGES)
+
+
+def _page_blocks(page, kind):
+    return [body for language, body in FENCE.findall(_page_text(page)) if language == kind]
 
 
 def _blocks(kind):
-    return [body for language, body in FENCE.findall(README.read_text()) if language == kind]
+    """The fenced blocks of language ``kind`` of every page, in page order."""
+    return [body for page in PAGES for body in _page_blocks(page, kind)]
 
 
 def _commands(body=None):
     """The command lines of one sh block (or of all), continuations joined, comments dropped."""
     commands = []
     for text in [body] if body is not None else _blocks("sh"):
+        pending = ""
         for line in text.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
+            pending = f"{pending}\n{line}" if pending else line
+            try:
+                words = shlex.split(pending, comments=True)
+            except ValueError:  # a quoted argument that goes on over the next line
+                continue
+            pending = ""
             if words:
                 commands.append(" ".join(words))
+        assert not pending, f"an unclosed quotation in {pending!r}"
     return commands
 
 
 # One sh block is one session: its commands run in order in one folder (a later one may read
 # what an earlier one wrote).
-SESSIONS = [body for body in _blocks("sh") if any(c.startswith("lola ")
-                                                  for c in _commands(body))]
+SESSIONS = [(page, body) for page in PAGES for body in _page_blocks(page, "sh")
+            if any(c.startswith("lola ") for c in _commands(body))]
+
+
+def _session_id(page, body):
+    first = next(c for c in _commands(body) if c.startswith("lola "))
+    return f"{page.stem}:{first.split(' -')[0][:40]}"
 
 
 @pytest.fixture
@@ -60,8 +97,25 @@ def folder(tmp_path, monkeypatch):
 
 
 def test_the_readme_has_examples_of_every_kind():
-    assert len(_blocks("python")) >= 1 and len(_blocks("yaml")) >= 1
+    readme_commands = [c for body in _page_blocks(README, "sh") for c in _commands(body)]
+    assert "make demo" in readme_commands and "make test" in readme_commands
+    assert any(c.startswith("lola ") for c in readme_commands)
+    assert _page_blocks(README, "python")
+    assert len(_blocks("python")) >= 2 and len(_blocks("yaml")) >= 1
     assert sum(c.startswith("lola ") for c in _commands()) >= 5
+
+
+def test_every_page_with_examples_is_read():
+    # the pages the examples moved to are among those read
+    names = {page.name for page in PAGES}
+    assert {"README.md", "getting-started.md", "scenarios.md", "sweeps.md", "flower.md"} <= names
+    assert not any("_generated" in page.parts or "_build" in page.parts for page in PAGES)
+
+
+def test_a_named_scenario_is_given_once():
+    named = [body.splitlines()[0] for body in _blocks("yaml")
+             if re.fullmatch(r"# [\w.-]+\.ya?ml", body.splitlines()[0])]
+    assert len(named) == len(set(named)), named
 
 
 def test_named_scenarios_load_and_solve(folder):
@@ -70,7 +124,7 @@ def test_named_scenarios_load_and_solve(folder):
     scenarios = [p for p in sorted(folder.glob("*.yaml"))
                  if "model" in yaml.safe_load(p.read_text())]
     assert [p.name for p in scenarios] == ["five-phones.yaml", "lab.yaml", "split-demo.yaml"]
-    # the options each scenario is shown with in the README
+    # the options each scenario is shown with in the pages
     settings = {"five-phones.yaml": {"max_blocks": 4},
                 "split-demo.yaml": {"modes": ("local", "split")}}
     for path in scenarios:
@@ -81,7 +135,7 @@ def test_named_scenarios_load_and_solve(folder):
     five = lola.load_scenario(folder / "five-phones.yaml")
     assert lola.solve(five).status == "infeasible"  # 12 blocks, 5 devices, one block each
     split = lola.load_scenario(folder / "split-demo.yaml")
-    # the README's worked example: 5.067 s locally, 1.630 s with split mode
+    # the split-mode page's worked example: 5.067 s locally, 1.630 s with split mode
     assert round(lola.solve(split).round_latency_s, 3) == 5.067
     chosen = lola.solve(split, modes="local,split")
     assert round(chosen.round_latency_s, 3) == 1.630
@@ -89,18 +143,32 @@ def test_named_scenarios_load_and_solve(folder):
         "phone": "split", "laptop": "local", "jetson": "split"}
 
 
-def test_python_examples_run_and_show_solved_allocations(folder):
-    for code in _blocks("python"):
-        process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                 timeout=300)
-        assert process.returncode == 0, process.stderr
+PYTHON = [(page, index, body) for page in PAGES
+          for index, body in enumerate(_page_blocks(page, "python"), start=1)]
+
+
+@pytest.mark.parametrize("page, index, code", PYTHON,
+                         ids=[f"{page.stem}:{index}" for page, index, _ in PYTHON])
+def test_python_examples_run_as_written(page, index, code, folder):
+    needs = _extra_needed(code)
+    if needs is not None:  # an optional extra that is not installed (make test-oldest)
+        pytest.skip(f"needs {needs}, not installed")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=600)
+    assert process.returncode == 0, process.stderr
+    assert "Traceback" not in process.stderr
+    if '"->"' in code:  # an example that prints an allocation shows a solved one
         assert "infeasible" not in process.stdout and "optimal" in process.stdout
         assert "->" in process.stdout  # the assignment is printed
 
 
-@pytest.mark.parametrize("session", SESSIONS,
-                         ids=[_commands(b)[0].split(" -")[0][:40] for b in SESSIONS])
-def test_commands_run_as_written(session, folder):
+def test_the_readmes_python_shows_a_solved_allocation():
+    assert any('"->"' in code for code in _page_blocks(README, "python"))
+
+
+@pytest.mark.parametrize("page, session", SESSIONS,
+                         ids=[_session_id(page, body) for page, body in SESSIONS])
+def test_commands_run_as_written(page, session, folder):
     ran, missing = 0, set()
     for command in _commands(session):
         if not command.startswith("lola ") or command in NOT_RUN:
@@ -120,19 +188,27 @@ def test_commands_run_as_written(session, folder):
     assert ran >= 1
 
 
-# What a command needs beyond the core dependencies: (its start or an option, the module).
-EXTRAS_NEEDED = (("lola profile", "torch"), ("lola deft-run", "flwr"),
-                 ("--executor dask", "distributed"))
+# What a command or a Python example needs beyond the core dependencies: (its start, an option
+# or an import, the module).
+EXTRAS_NEEDED = (("lola profile", "torch"), ("lola deft-run", "flwr"), ("lola deft-run", "torch"),
+                 ("--executor dask", "distributed"), ("lola.flower", "flwr"),
+                 ("lola.flower", "torch"), ("flwr.simulation", "ray"))
 
 
-def _extra_needed(command):
-    """The missing module that ``command`` needs, or None when it can run here."""
+def _extra_needed(text):
+    """The missing module that ``text`` (a command or a Python example) needs, or None when it
+    can run here."""
     for marker, module in EXTRAS_NEEDED:
-        if marker in command and importlib.util.find_spec(module) is None:
+        if marker in text and importlib.util.find_spec(module) is None:
             return module
     return None
 
 
 def test_every_other_command_is_set_up():
     others = [c for c in _commands() if not c.startswith("lola ")]
-    assert all(c.startswith(SET_UP) for c in others), others
+    assert all(c.startswith(SET_UP + OTHER_PROGRAMS) for c in others), others
+
+
+def test_every_command_not_run_is_still_shown():
+    commands = _commands()
+    assert all(command in commands for command in NOT_RUN), NOT_RUN
