@@ -34,6 +34,8 @@ NOT_RUN = {
     "lola profile roberta-base -o my-roberta.json": "profiles the full model: minutes to hours",
     "lola deft-run lab.yaml --model roberta-base --weights ./roberta-base --data train.jsonl":
         "needs RoBERTa-base's weights in ./roberta-base and a data file of one's own",
+    "lola race --glue-dir GLUE --strategies deft,fedavg-lora,depth-hetero,centralized --rounds 120 --seeds 0,1,2 --target 0.8 --eval-every 10 --lr 3e-3 --clients-per-round 7 -o race.csv --figure race.png --save adapters": "fine-tunes MiniLM for hours, on a GLUE folder of one's own (tests/test_race.py "
+    "runs small races)",
 }
 SET_UP = ("make ", "pip install", "python -m benchmarks")
 OTHER_PROGRAMS = ("flower-superlink ", "flower-supernode ")
@@ -191,6 +193,7 @@ def test_commands_run_as_written(page, session, folder):
 # What a command or a Python example needs beyond the core dependencies: (its start, an option
 # or an import, the module).
 EXTRAS_NEEDED = (("lola profile", "torch"), ("lola deft-run", "flwr"), ("lola deft-run", "torch"),
+                 ("lola race", "flwr"), ("lola race", "torch"),
                  ("--executor dask", "distributed"), ("lola.flower", "flwr"),
                  ("lola.flower", "torch"), ("flwr.simulation", "ray"))
 
