@@ -64,7 +64,7 @@ def add_arguments(parser) -> None:
                         "the mini-batches and the methods; same seed, same losses")
     parser.add_argument("--max-blocks", type=_positive_int, metavar="M",
                         help="blocks a device may train in one round (see 'Several blocks "
-                        "per device' in the README), for every "
+                        "per device', docs/several-blocks.md), for every "
                         "device that does not report its own max_blocks (default: 1)")
     parser.add_argument("--batch-size", type=_positive_int, default=16,
                         help="sequences per mini-batch")

@@ -148,10 +148,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="seed for randomised methods")
     parser.add_argument("--max-blocks", type=int, default=1, metavar="M",
                         help="most blocks a device trains in one round (see 'Several blocks "
-                        "per device' in the README)")
+                        "per device' in the documentation, docs/several-blocks.md)")
     parser.add_argument("--modes", default="local", metavar="MODES",
                         help="execution modes: local, split or local,split (see 'Split mode' "
-                        "in the README)")
+                        "in the documentation, docs/split-mode.md)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
