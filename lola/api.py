@@ -30,7 +30,7 @@ from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["Result", "DeviceReport", "Comparison", "compare", "solve", "default_scenario",
            "default_scenario_path", "default_method", "energy_budget_sweep", "with_energy_budget",
-           "SERVER", "COMPARE_TIME_LIMIT_S"]
+           "SERVER", "COMPARE_TIME_LIMIT_S", "check_problem", "check_modes"]
 
 SERVER = "server"
 
@@ -57,7 +57,7 @@ def default_method(problem: str) -> str:
     >>> default_method("jbba"), default_method("matching")
     ('exact', 'crunch')
     """
-    _check_problem(problem)
+    check_problem(problem)
     return next(m.name for m in solvers.methods_for(problem) if m.exact)
 
 
@@ -68,7 +68,7 @@ def _suggest(value, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_problem(problem) -> None:
+def check_problem(problem) -> None:
     if problem not in solvers.PROBLEMS:
         raise solvers.SolverInputError(
             f"unknown problem {problem!r}{_suggest(problem, solvers.PROBLEMS)}; choose one of "
@@ -389,7 +389,7 @@ def _pair_mode(instance, device: int, block: int, bandwidth_hz: float):
 MODES = ("local", "split")
 
 
-def _check_modes(modes) -> tuple:
+def check_modes(modes) -> tuple:
     if isinstance(modes, str):
         modes = tuple(part.strip() for part in modes.split(","))
     modes = tuple(modes)
@@ -447,11 +447,11 @@ def solve(scenario, problem: str = "jbba", method: str | None = None, *, seed: i
     solvers.SolverFailure
         The method produced no trustworthy answer (e.g. a MILP time limit with no incumbent).
     """
-    _check_problem(problem)
+    check_problem(problem)
     _check_time_limit(time_limit_s)
     _check_seed(seed)
     _check_max_blocks(max_blocks)
-    modes = _check_modes(modes)
+    modes = check_modes(modes)
     method = method or default_method(problem)
     spec = solvers.get_method(method, problem)
     _check_options(spec, options)
@@ -587,11 +587,11 @@ def compare(scenario, problem: str = "jbba", methods=None, *, seed: int = 0,
     ``max_blocks`` is passed to :func:`solve`; methods that train one block per device are
     then skipped with the reason.
     """
-    _check_problem(problem)
+    check_problem(problem)
     _check_time_limit(time_limit_s)
     _check_seed(seed)
     _check_max_blocks(max_blocks)
-    modes = _check_modes(modes)
+    modes = check_modes(modes)
     scenario = load_scenario(scenario)
     names = methods or [m.name for m in solvers.methods_for(problem)]
     results, skipped, limits = [], [], {}

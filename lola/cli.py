@@ -100,7 +100,7 @@ def _seconds(text: str) -> float:
 def _modes(text: str) -> tuple:
     """argparse type of ``--modes``: local, split or local,split."""
     try:
-        return api._check_modes(text)
+        return api.check_modes(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 

@@ -31,7 +31,7 @@ import solvers
 
 from ._io import atomic_write_bytes
 from .profiles import load_profile
-from .sweeps import summarise
+from .report import summarise
 
 __all__ = ["method_colour", "method_marker", "plot_profile", "plot_sweep", "plot_convergence",
            "plot_allocation", "plot_solver_time", "save", "FIGURE_KINDS", "INFEASIBLE_TEXT",
@@ -231,7 +231,7 @@ def _seeds_text(counts) -> str:
 
 def plot_sweep(rows, *, title: str | None = None) -> Figure:
     """Figures 2-4: round latency versus the swept quantity, one curve per method: the mean over
-    the feasible seeds with its 95 % Student-t confidence interval (:func:`lola.sweeps.summarise`),
+    the feasible seeds with its 95 % Student-t confidence interval (:func:`lola.report.summarise`),
     the number of seeds stated in the legend. Below, the share of seeds that are feasible; a point
     where some seeds are infeasible is shaded, one where none is feasible is marked × on the
     axis, and a sweep with no feasible point at all says so in the figure.

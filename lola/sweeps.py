@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
-from scipy import stats
-
 from .api import solve
 from .generate import generate_scenario
+from .report import summarise  # noqa: F401  (lola.sweeps.summarise, as before)
 from .scenario import load_scenario
 from .studies import run_tasks
 
@@ -90,43 +88,6 @@ def sweep(parameter: str, values, *, methods, problem="jbba", seeds=5, devices=2
     tasks = [(parameter, value, seed, list(methods), problem, generator)
              for value in values for seed in range(seeds)]
     return _run_points(_solve_point, tasks, executor, progress)
-
-
-def summarise(rows) -> dict:
-    """Per method: values, mean latency, 95 % confidence half-width, seed counts, feasible share.
-
-    At each value, over the n seeds whose scenario is feasible (``round_latency_s`` not None),
-    the mean latency x̄ and the half-width t_{0.975, n-1} · s / √n of the two-sided 95 %
-    Student-t confidence interval for the mean (s: the sample standard deviation); the
-    half-width is 0 where fewer than two seeds are feasible, the mean NaN where none is.
-    ``seeds`` counts the rows at each value, ``feasible_seeds`` the feasible ones, and
-    ``feasible`` is their ratio.
-
-    >>> rows = [{"method": "m", "value": 1, "round_latency_s": x} for x in (1.0, 2.0, 3.0)]
-    >>> data = summarise(rows)["m"]
-    >>> float(data["mean"][0]), round(float(data["half_width"][0]), 4), int(data["seeds"][0])
-    (2.0, 2.4841, 3)
-    """
-    summary = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        values = sorted({r["value"] for r in rows if r["method"] == method})
-        mean, half, seeds, feasible_seeds = [], [], [], []
-        for value in values:
-            latency = [r["round_latency_s"] for r in rows
-                       if r["method"] == method and r["value"] == value]
-            finite = np.array([x for x in latency if x is not None], dtype=float)
-            n = len(finite)
-            seeds.append(len(latency))
-            feasible_seeds.append(n)
-            mean.append(finite.mean() if n else np.nan)
-            half.append(float(stats.t.ppf(0.975, n - 1) * finite.std(ddof=1) / np.sqrt(n))
-                        if n > 1 else 0.0)
-        seeds, feasible_seeds = np.array(seeds), np.array(feasible_seeds)
-        summary[method] = {"values": np.array(values, dtype=float), "mean": np.array(mean),
-                           "half_width": np.array(half), "seeds": seeds,
-                           "feasible_seeds": feasible_seeds,
-                           "feasible": feasible_seeds / np.maximum(seeds, 1)}
-    return summary
 
 
 def _time_point(task) -> list:

@@ -28,66 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import LN2
+from .rates import LN2, min_bandwidth, shannon_bandwidth_for_rate
 
 __all__ = ["min_bandwidth", "shannon_bandwidth_for_rate", "optimal_split", "least_target"]
-
-
-def shannon_bandwidth_for_rate(rate_bps, snr_hz):
-    """Least b with b log2(1 + a / b) >= R (inf when R >= a / ln 2). Broadcasts.
-
-    Works in x = a / b, the root of G(x) = ln(1 + x) / x - s with s = R ln 2 / a: the Lambert W
-    formula (or, within 1e-4 of the ceiling where W cancels, the series x = 2e + 8e^2/3 with
-    e = 1 - s) starts Newton's method on G, which is decreasing and convex, so the iteration
-    cannot wander off. A last check nudges b up until the computed rate reaches R, so the
-    bandwidth returned is never short of the target because of rounding.
-    """
-    rate_bps, snr_hz = np.broadcast_arrays(np.asarray(rate_bps, float), np.asarray(snr_hz, float))
-    s = rate_bps * LN2 / snr_hz
-    result = np.full(s.shape, np.inf)
-    reachable = (s < 1) & (s > 0)
-    result[s <= 0] = 0.0
-    if not reachable.any():
-        return result
-    sr, a, rate = s[reachable], snr_hz[reachable], rate_bps[reachable]
-    from scipy.special import lambertw  # here: scipy's import is slow, shannon only
-
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        x = -np.real(lambertw(-sr * np.exp(-sr), k=-1)) / sr - 1.0
-        near_ceiling = (1.0 - sr < 1e-4) | ~np.isfinite(x) | (x <= 0)
-        e = 1.0 - sr
-        x = np.where(near_ceiling, 2 * e + 8.0 / 3.0 * e * e, x)
-        for _ in range(6):
-            log_term = np.log1p(x)
-            value = log_term / x - sr
-            slope = (x / (1 + x) - log_term) / (x * x)
-            step = np.where(slope < 0, value / slope, 0.0)
-            x = np.where(x - step > 0, x - step, x / 4)
-        b = a / x
-        for _ in range(8):
-            achieved = b * np.log1p(a / b) / LN2
-            short = achieved < rate
-            if not short.any():
-                break
-            b = np.where(short, b * (1 + 4 * (rate - achieved) / (rate * np.minimum(x, 1.0))
-                                     + 1e-15), b)
-    result[reachable] = b
-    return result
-
-
-def min_bandwidth(target_s, *, flops, flops_per_s, bits, rate_model, spectral_efficiency=None,
-                  snr_hz=None):
-    """Least bandwidth that lets a pair finish within ``target_s`` (inf if impossible)."""
-    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
-        slack = np.asarray(target_s, float) - np.asarray(flops, float) / flops_per_s
-        rate = np.where(slack > 0, np.asarray(bits, float) / slack, np.inf)
-        if rate_model == "fixed":
-            need = np.where(slack > 0, rate / spectral_efficiency, np.inf)
-        else:
-            rate, snr = np.broadcast_arrays(rate, np.asarray(snr_hz, float))
-            need = np.where(slack > 0, shannon_bandwidth_for_rate(rate, snr), np.inf)
-    # A need that underflows to zero would give a zero rate: keep it the least positive normal.
-    return np.maximum(need, np.finfo(float).tiny)
 
 
 def _mode_need(instance, assignments, efficiency, snr):

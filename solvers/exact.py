@@ -46,7 +46,7 @@ from .model import Instance
 from .result import SolverFailure, SolverInputError, SolverResult, Status
 
 __all__ = ["bandwidth_matrix", "solve_exact", "solve_milp_jbba", "solve_brute_jbba",
-           "equal_share_start"]
+           "equal_share_start", "split_result"]
 
 
 def bandwidth_matrix(instance: Instance, target_s: float, *, devices=None,
@@ -150,7 +150,7 @@ def equal_share_start(instance: Instance):
     return assignment, float(latency[0]), bandwidth[0]
 
 
-def _split_result(instance, assignment, block_bandwidth, status, **kwargs):
+def split_result(instance, assignment, block_bandwidth, status, **kwargs):
     bandwidth = np.zeros(instance.n_devices)
     bandwidth[assignment] = block_bandwidth
     return assignment_result(instance, assignment, bandwidth, status, **kwargs)
@@ -245,7 +245,7 @@ def _finish(instance, bisection, method_note="", **extras):
     if bisection.stopped:
         message = (f"{bisection.stopped} after {bisection.steps} bisection steps; the proven "
                    "infeasible end of the interval is the lower bound")
-    return _split_result(instance, bisection.assignment, need, status,
+    return split_result(instance, bisection.assignment, need, status,
                          lower_bound_s=bisection.lo, message=message,
                          bisection_steps=bisection.steps, **extras)
 
@@ -405,5 +405,5 @@ def solve_brute_jbba(instance: Instance, *, max_assignments=20_000, **_) -> Solv
             best_latency, best, best_bandwidth = latency[i], batch[i], bandwidth[i]
     if best is None or not np.isfinite(best_latency):
         return SolverResult.infeasible()
-    return _split_result(instance, best, best_bandwidth, Status.OPTIMAL,
+    return split_result(instance, best, best_bandwidth, Status.OPTIMAL,
                          lower_bound_s=best_latency * (1 - 1e-12))

@@ -56,7 +56,7 @@ import numpy as np
 
 from .bandwidth import optimal_split
 from .baselines import min_cost_matching
-from .exact import _split_result, bandwidth_matrix, equal_share_start, pair_bandwidth
+from .exact import split_result, bandwidth_matrix, equal_share_start, pair_bandwidth
 from .model import LN2, Instance
 from .result import SolverResult, Status
 
@@ -318,7 +318,7 @@ def solve_dual_ascent(instance: Instance, *, max_iterations=300, gap_tolerance=1
         lam_normalised = max(0.0, lam * budget / reference + step * grad_lambda)
         lam = lam_normalised * reference / budget
     status = Status.OPTIMAL if (upper - lower) <= 1e-9 * upper else Status.FEASIBLE
-    result = _split_result(instance, best_assignment, best_bandwidth, status,
+    result = split_result(instance, best_assignment, best_bandwidth, status,
                            lower_bound_s=lower, iterations=len(history), history=history)
     if history:
         result.message = (f"{stopped}{len(history)} iterations, relative gap to the dual bound "

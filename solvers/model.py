@@ -48,29 +48,14 @@ array([[2. , 3. ],
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .rates import LN2, min_bandwidth, rate_bps, shannon_bandwidth_for_rate
+
 __all__ = ["Instance", "rate_bps", "pair_latency", "pair_energy", "LN2"]
 
-LN2 = math.log(2.0)
-
-
-def rate_bps(bandwidth_hz, *, rate_model, spectral_efficiency=None, snr_hz=None):
-    """Uplink rate r_k(b) in bit/s for bandwidths ``bandwidth_hz`` (broadcast with the device arrays).
-
-    ``snr_hz`` is a_k = P_k g_k / N_0. A zero bandwidth gives a zero rate.
-    """
-    bandwidth_hz = np.asarray(bandwidth_hz, dtype=float)
-    if rate_model == "fixed":
-        return bandwidth_hz * spectral_efficiency
-    if rate_model == "shannon":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = bandwidth_hz * np.log1p(snr_hz / bandwidth_hz) / LN2
-        return np.where(bandwidth_hz > 0, rate, 0.0)
-    raise ValueError(f"unknown rate model {rate_model!r}; expected 'fixed' or 'shannon'")
 
 
 def pair_latency(flops, flops_per_s, bits, rate):
@@ -346,7 +331,6 @@ class Instance:
     def mode_bandwidth(self, target_s, *, devices=None):
         """(K, N) least bandwidth over the allowed modes for a pair to meet ``target_s``
         (energy floors included), +inf where no mode can."""
-        from .bandwidth import min_bandwidth
 
         rows = slice(None) if devices is None else devices
         quality = (self.device_spectral_efficiency if self.rate_model == "fixed"
@@ -454,7 +438,6 @@ class Instance:
                 efficiency = self.device_spectral_efficiency[rows]
                 floor = rate / efficiency
             else:
-                from .bandwidth import shannon_bandwidth_for_rate
 
                 floor = shannon_bandwidth_for_rate(rate, self.device_snr_hz[rows])
             floor = np.where(budgeted, floor, 0.0)

@@ -29,7 +29,7 @@ import sys
 import numpy as np
 
 from .bandwidth import optimal_split
-from .exact import _split_result, equal_share_start
+from .exact import split_result, equal_share_start
 from .model import Instance
 from .result import SolverFailure, SolverInputError, SolverResult, Status
 
@@ -127,7 +127,7 @@ def solve_scip(instance: Instance, *, time_limit_s=None, **_) -> SolverResult:
             assignment[n] = k
     _, split = optimal_split(instance, assignment[None, :])
     bound = model.getDualbound() * scale
-    result = _split_result(instance, assignment, split[0],
+    result = split_result(instance, assignment, split[0],
                            Status.OPTIMAL if status == "optimal" else Status.FEASIBLE,
                            lower_bound_s=bound * (1 - 1e-6))  # SCIP's tolerance
     if status != "optimal":

@@ -86,7 +86,7 @@ def _stamp(path) -> tuple:
 
 @functools.lru_cache(maxsize=4)
 def _load(glue_dir: str, task: str, sequence_length: int, model: str, _stamps) -> RaceData:
-    from .model import _quiet_transformers
+    from .model import quiet_transformers
     from ..pretrained import model_dir
 
     files = task_files(glue_dir, task)
@@ -94,7 +94,7 @@ def _load(glue_dir: str, task: str, sequence_length: int, model: str, _stamps) -
               for name, path in files.items()}
     from transformers import AutoTokenizer
 
-    with _quiet_transformers():
+    with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir(model)))
     tokenised = {name: None if split is None else
                  tokenise(tokenizer, split.sentences, split.labels, sequence_length)

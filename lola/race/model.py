@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["RaceModel", "Tokenised", "build_model", "tokenise", "OPTIMIZERS", "block_depths",
-           "RaceModelError"]
+           "RaceModelError", "quiet_transformers"]
 
 OPTIMIZERS = ("adamw", "sgd")
 HEAD = "classifier"
@@ -69,7 +69,7 @@ def block_depths(layers: int) -> dict:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """transformers' load report and notices are not the race's output (``--json`` stays one
     document): its logging is set to errors, its prints go nowhere, its warnings are muted."""
     import transformers
@@ -282,7 +282,7 @@ class RaceModel:
 
     def save(self, path) -> None:
         """The adapters and the head in peft's ``save_pretrained`` format."""
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(str(path))
 
 
@@ -305,7 +305,7 @@ def build_model(name: str = "minilm", *, num_labels: int = 2, batch_size: int = 
 
     folder = model_dir(name)
     torch.manual_seed(seed)
-    with _quiet_transformers():
+    with quiet_transformers():
         base = BertForSequenceClassification.from_pretrained(str(folder), num_labels=num_labels)
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         base.requires_grad_(False)

@@ -598,9 +598,9 @@ def _check_objectives(objectives, has_quality: bool) -> list:
 def _check_method(problem, method) -> str:
     import solvers
 
-    from ..api import _check_problem, default_method
+    from ..api import check_problem, default_method
 
-    _check_problem(problem)
+    check_problem(problem)
     method = method or default_method(problem)
     spec = solvers.get_method(method, problem)
     if not spec.exact:
