@@ -2,7 +2,8 @@
 [--executor local|dask] [--scheduler ADDRESS]`` (``make bench``).
 
 Runs every stage — CRUNCH scaling, JBBA scaling, exact JBBA at scale, JBBA quality, many rounds,
-the Pareto front of configurations, several blocks per device, and the figures — writes CSV/JSON
+the Pareto front of configurations, several blocks per device, the same at LLM scale, split
+mode, and the figures — writes CSV/JSON
 results and PNG figures into one folder, then ``report.md`` with the headline ratios. Each stage
 ends by writing ``stage-NAME.json`` (atomically, like every file here), so an interrupted run
 leaves no half-written file and a rerun resumes after the last finished stage (``--force``
@@ -26,12 +27,12 @@ from pathlib import Path
 from lola._io import atomic_write_text
 from lola.studies import EXECUTORS, ExecutorUnavailable, check_executor, open_executor
 
-from . import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid, rounds,
-               several_blocks, split_mode)
+from . import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, llm_scale,
+               pareto_grid, rounds, several_blocks, split_mode)
 from .common import RESULTS
 
 STAGES = ("crunch_scaling", "jbba_scaling", "exact_scaling", "jbba_quality", "rounds",
-          "pareto_grid", "several_blocks", "split_mode", "figures")
+          "pareto_grid", "several_blocks", "llm_scale", "split_mode", "figures")
 
 
 def figures_stage(out_dir: Path, quick: bool, jobs: int, executor=None) -> dict:
@@ -98,7 +99,8 @@ def _report(out_dir: Path, summaries: dict, quick: bool) -> Path:
     headlines = {"crunch_scaling": crunch_scaling.headline, "jbba_scaling": jbba_scaling.headline,
                  "exact_scaling": exact_scaling.headline, "jbba_quality": jbba_quality.headline,
                  "rounds": rounds.headline, "pareto_grid": pareto_grid.headline,
-                 "several_blocks": several_blocks.headline, "split_mode": split_mode.headline,
+                 "several_blocks": several_blocks.headline, "llm_scale": llm_scale.headline,
+                 "split_mode": split_mode.headline,
                  "figures": figures_headline}
     titles = {"crunch_scaling": "CRUNCH scaling (problem P1)",
               "jbba_scaling": "JBBA scaling (problem P2)",
@@ -107,6 +109,8 @@ def _report(out_dir: Path, summaries: dict, quick: bool) -> Path:
               "pareto_grid": "The Pareto front of fine-tuning configurations",
               "jbba_quality": "JBBA quality: dual ascent against the exact optimum",
               "several_blocks": "Several blocks per device: exact methods, MILP and packing",
+              "llm_scale": "Several blocks per device at LLM scale (Llama-3-8B shape, 224 "
+                           "blocks)",
               "split_mode": "Split mode: how often it wins, and exact P2 with both modes",
               "figures": "Figures"}
     for stage in STAGES:
@@ -163,6 +167,7 @@ def _run_stages(out_dir: Path, args, executor) -> None:
                "rounds": lambda: rounds.run(out_dir, args.quick),
                "pareto_grid": lambda: pareto_grid.run(out_dir, args.quick),
                "several_blocks": lambda: several_blocks.run(out_dir, args.quick),
+               "llm_scale": lambda: llm_scale.run(out_dir, args.quick),
                "split_mode": lambda: split_mode.run(out_dir, args.quick),
                "jbba_quality": lambda: jbba_quality.run(out_dir, args.quick, jobs=args.jobs,
                                                         executor=executor()),

@@ -53,11 +53,14 @@ O(2^K K N max c) per probe, inside a bisection on T (relative 1e-9); the bandwid
 allocation found are then split optimally (:func:`group_split`). Both are polynomial in N and
 exponential in the number of devices K (a parameterised algorithm, fine for the few devices
 that make several blocks necessary). Above ``max_subset_devices`` devices (default
-``DEFAULT_MAX_DEVICES``, ``DEFAULT_MAX_DEVICES_P2`` for P2) the same contiguous runs are found by a path MILP whose size is
-polynomial in K (:mod:`solvers.runs`: a path from the deep end to the shallow end through arcs
-(device, run), each device at most once), exactly as well. Whether the uniform case is
-polynomial in K is open here: the choice of which device covers which run resembles scheduling
-with position-dependent capacities.
+``DEFAULT_MAX_DEVICES``, ``DEFAULT_MAX_DEVICES_P2`` for P2) the same runs are found, exactly
+as well, by the methods of :mod:`solvers.layers`, which group equal blocks into layers (the
+matrices of one transformer layer): P1 by the release programme, a dynamic programme over the
+layers whose states are the sets of devices released early, P2 by Dinkelbach's iteration on a
+tiling LP whose integrality is needed on the tiling only. The path MILP of :mod:`solvers.runs`
+(a path from the deep end to the shallow end through arcs (device, run), each device at most
+once) is their fallback. Whether the uniform case is polynomial in K is open here: the choice
+of which device covers which run resembles scheduling with position-dependent capacities.
 
 Examples
 --------
@@ -80,10 +83,14 @@ import time
 
 import numpy as np
 
-from .bandwidth import least_target, min_bandwidth
-from .common import assignment_result
-from .model import LN2, Instance, pair_energy, pair_latency
+from .bandwidth import min_bandwidth
+from .groups import NO_SETS, allocation_result, energy_ok, group_split
+from .layers import solve_layers_p1, solve_layers_p2
+from .model import LN2, Instance, pair_latency
 from .result import SolverFailure, SolverInputError, SolverResult, Status
+
+# the names the path MILP (:mod:`solvers.runs`) reads from here
+_energy_ok, _result = energy_ok, allocation_result
 
 __all__ = ["uniform_costs", "group_split", "solve_sets_p1", "solve_sets_p2",
            "solve_brute_sets", "solve_packing", "solve_greedy_sets", "solve_milp_sets",
@@ -94,8 +101,6 @@ __all__ = ["uniform_costs", "group_split", "solve_sets_p1", "solve_sets_p2",
 #: 8 devices on, measured on the benchmark's instances).
 DEFAULT_MAX_DEVICES = 16
 DEFAULT_MAX_DEVICES_P2 = 8
-NO_SETS = ("no allocation of the blocks to devices within their block caps (max_blocks), "
-           "memory and energy budgets")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,129 +158,6 @@ def _run_table(instance: Instance, flops, memory, bits):
     allowed = (np.isfinite(flops)[None] & (count[None, None, :] <= caps[:, None, None])
                & (memory[None] <= instance.device_memory[:, None, None]))
     return allowed
-
-
-def group_split(instance: Instance, assignments, *, rtol=1e-12, max_iterations=200):
-    """Best bandwidth split for each of M allocations (rows of ``assignments``, block ->
-    device), by bisection on the round latency with each device's least bandwidth for its
-    whole set (and its energy floor). Caps and memory are not checked here.
-
-    Returns (latency_s (M,), bandwidth_hz (M, K)), inf where no split meets B.
-    """
-    assignments = np.atleast_2d(np.asarray(assignments, dtype=np.int64))
-    n_rows = assignments.shape[0]
-    flops = np.empty((n_rows, instance.n_devices))
-    bits = np.empty_like(flops)
-    used = np.empty(flops.shape, dtype=bool)
-    single = np.zeros(flops.shape, dtype=np.int64) - 1  # the block of a one-block device
-    for row, assignment in enumerate(assignments):
-        flops[row], _, bits[row], count = instance.group_costs(assignment)
-        used[row] = count > 0
-        single[row, assignment] = np.where(count[assignment] == 1,
-                                           np.arange(instance.n_blocks), -1)
-    if instance.modes != ("local",):
-        return _split_with_modes(instance, flops, bits, used, single, rtol=rtol,
-                                 max_iterations=max_iterations)
-    return split_costs(instance, flops, bits, used, rtol=rtol, max_iterations=max_iterations)
-
-
-def _split_with_modes(instance, flops, bits, used, single, *, rtol, max_iterations):
-    """:func:`group_split` when split mode is allowed: a one-block device needs the least
-    bandwidth over its allowed modes (:meth:`Instance.mode_bandwidth`), a device with several
-    blocks its local set's. A bisection on T, as :func:`split_costs`."""
-    devices = np.broadcast_to(np.arange(instance.n_devices), flops.shape)
-    lone = single >= 0
-    floor = (instance.energy_floor(flops, bits, devices) if instance.has_energy_budgets
-             else None)
-    speed = instance.device_flops_per_s[None, :]
-    quality = (instance.device_spectral_efficiency if instance.rate_model == "fixed"
-               else instance.device_snr_hz)[None, :]
-    budget = instance.total_bandwidth_hz
-    local = "local" in instance.modes
-
-    # each mode's fixed time, payload, allowed pairs and energy floor, gathered at the lone
-    # device's block (the floors do not depend on T: computed once)
-    block = np.where(lone, single, 0)
-    terms = []
-    for _, fixed_s, mode_bits, allowed, energy_flops in instance.mode_terms():
-        time_here = fixed_s[devices, block]
-        bits_here = np.broadcast_to(mode_bits, fixed_s.shape)[devices, block]
-        ok = allowed[devices, block] & lone
-        mode_floor = None
-        if instance.has_energy_budgets:
-            mode_floor = instance.energy_floor(
-                np.broadcast_to(energy_flops, fixed_s.shape)[devices, block], bits_here,
-                devices)
-        terms.append((time_here, bits_here, ok, mode_floor))
-    kind = {"spectral_efficiency": quality} if instance.rate_model == "fixed" else {
-        "snr_hz": quality}
-
-    def need(target):
-        target = np.asarray(target, dtype=float)[:, None]
-        sets_need = min_bandwidth(target, flops=flops, flops_per_s=speed, bits=bits,
-                                  rate_model=instance.rate_model, **kind)
-        if floor is not None:
-            sets_need = np.maximum(sets_need, floor)
-        if not local:
-            sets_need = np.full(sets_need.shape, np.inf)
-        value = np.where(used, sets_need, 0.0)
-        best = np.full(value.shape, np.inf)
-        for time_here, bits_here, ok, mode_floor in terms:
-            mode_need = min_bandwidth(target, flops=time_here, flops_per_s=1.0, bits=bits_here,
-                                      rate_model=instance.rate_model, **kind)
-            if mode_floor is not None:
-                mode_need = np.maximum(mode_need, mode_floor)
-            best = np.minimum(best, np.where(ok, mode_need, np.inf))
-        return np.where(lone, best, value)
-    rows = flops.shape[0]
-    return least_target(need, np.zeros(rows), np.full(rows, 1e-6), budget, rtol=rtol,
-                        max_iterations=max_iterations, doublings=1100)
-
-
-def split_costs(instance: Instance, flops, bits, used, *, rtol=1e-12, max_iterations=200):
-    """:func:`group_split` from each device's step costs: (M, K) arrays of C(A_k), S(A_k) and
-    whether device k trains anything."""
-    devices = np.broadcast_to(np.arange(instance.n_devices), flops.shape)
-    floor = None
-    if instance.has_energy_budgets:
-        floor = np.where(used, instance.energy_floor(flops, bits, devices), 0.0)
-    speed = instance.device_flops_per_s[None, :]
-    efficiency = (None if instance.device_spectral_efficiency is None
-                  else instance.device_spectral_efficiency[None, :])
-    snr = None if instance.device_snr_hz is None else instance.device_snr_hz[None, :]
-    budget = instance.total_bandwidth_hz
-
-    def need(target):
-        need_hz = min_bandwidth(target[:, None], flops=flops, flops_per_s=speed, bits=bits,
-                                rate_model=instance.rate_model, spectral_efficiency=efficiency,
-                                snr_hz=snr)
-        if floor is not None:
-            need_hz = np.maximum(need_hz, floor)
-        return np.where(used, need_hz, 0.0)
-
-    compute = np.where(used, flops / speed, 0.0).max(axis=1)
-    return least_target(need, compute, np.maximum(2 * compute, compute + 1e-9), budget,
-                        rtol=rtol, max_iterations=max_iterations, doublings=1100)
-
-
-def _energy_ok(instance: Instance, flops, bits, devices, bandwidth_hz):
-    """E_k(A, b) <= E^max_k for run costs broadcast with device indices (fixed bandwidth)."""
-    if not instance.has_energy_budgets:
-        return np.ones(np.broadcast_shapes(np.shape(flops), np.shape(devices)), dtype=bool)
-    rate = instance.rate(bandwidth_hz)[devices]
-    energy = pair_energy(flops, instance.device_flops_per_s[devices], bits, rate,
-                         np.asarray(instance.device_compute_power_w)[devices],
-                         np.asarray(instance.device_tx_power_w)[devices])
-    budget = instance.energy_budget_j()[devices]
-    return ~np.isfinite(budget) | (energy <= budget)
-
-
-def _result(instance, assignment, bandwidth_hz, status, **kwargs) -> SolverResult:
-    """The result of an allocation; devices without blocks get no bandwidth."""
-    trains = np.bincount(np.asarray(assignment, dtype=np.int64),
-                         minlength=instance.n_devices) > 0
-    bandwidth = np.where(trains, np.broadcast_to(bandwidth_hz, trains.shape), 0.0)
-    return assignment_result(instance, assignment, bandwidth, status, **kwargs)
 
 
 def _runs_to_assignment(instance: Instance, runs) -> np.ndarray:
@@ -524,16 +406,15 @@ def solve_sets_p1(instance: Instance, bandwidth_hz, *,
                   max_subset_devices: int = DEFAULT_MAX_DEVICES, **_) -> SolverResult:
     """P1 with several blocks per device: in the uniform case, a search over the candidate run
     latencies T_k(s, j) with the subset programme as the test (module docstring), or above
-    ``max_subset_devices`` devices the path MILP of :mod:`solvers.runs`; unequal extras are
-    bracketed (:func:`_sandwich`); other instances go to enumeration (tiny) or the MILP,
-    exactly, and the message says so."""
+    ``max_subset_devices`` devices the release programme of :mod:`solvers.layers`; unequal
+    extras are bracketed (:func:`_sandwich`); other instances go to enumeration (tiny) or the
+    MILP, exactly, and the message says so."""
     limit = _check_subset_limit(max_subset_devices)
 
     def solve_uniform(inst):
         if inst.n_devices <= limit:
             return _uniform_p1(inst, bandwidth_hz)
-        from .runs import paths_p1
-        return paths_p1(inst, bandwidth_hz)
+        return solve_layers_p1(inst, bandwidth_hz)
     return _sandwich(instance, solve_uniform, "crunch", bandwidth_hz, 1e-12)
 
 
@@ -680,8 +561,8 @@ def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None,
                   max_subset_devices: int = DEFAULT_MAX_DEVICES_P2, **_) -> SolverResult:
     """P2 with several blocks per device: in the uniform case, bisection on the round latency
     with the bandwidth subset programme as an exact test, then the optimal split of the
-    allocation found (module docstring), or above ``max_subset_devices`` devices the path MILP
-    of :mod:`solvers.runs` (either rate model); unequal extras are bracketed
+    allocation found (module docstring), or above ``max_subset_devices`` devices the tiling LP
+    of :mod:`solvers.layers` (either rate model); unequal extras are bracketed
     (:func:`_sandwich`); other instances go to enumeration (tiny) or the MILP (fixed rate
     model), exactly, and the message says so; shannon ones that none of these covers are
     refused."""
@@ -691,8 +572,7 @@ def solve_sets_p2(instance: Instance, *, rtol=1e-9, time_limit_s=None,
     def solve_uniform(inst):
         if inst.n_devices <= limit:
             return _uniform_p2(inst, rtol, deadline)
-        from .runs import paths_p2
-        return paths_p2(inst, rtol, deadline)
+        return solve_layers_p2(inst, rtol, deadline)
     return _sandwich(instance, solve_uniform, "exact", None, 10 * rtol, rtol=rtol,
                      time_limit_s=time_limit_s)
 

@@ -3,8 +3,8 @@ real measurements live in benchmarks/, not in timed tests)."""
 import json
 
 import benchmarks.__main__ as suite
-from benchmarks import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, pareto_grid,
-                        rounds, several_blocks, split_mode)
+from benchmarks import (crunch_scaling, exact_scaling, jbba_quality, jbba_scaling, llm_scale,
+                        pareto_grid, rounds, several_blocks, split_mode)
 
 CRUNCH = {"milp_over_crunch_K100": 6000.0, "bottleneck_over_crunch_K100": 40.0,
           "bottleneck_over_crunch_K3000_N300": 500.0, "crunch_largest_K": 10**6,
@@ -38,6 +38,15 @@ SEVERAL = {"p1_milp_over_crunch": {"x3": {"median": 1500.0, "min": 900.0, "insta
                                          "exact_max_s": 7.0}},
            "packing_to_exact": {"drawn K=12 N=48": {"gap": GAP, "packing_infeasible": 0,
                                                     "exact_median_s": 1.0}}, "rows": []}
+LLM = {"cases": [{"K": 64, "max_blocks": 5, "seed": 1, "problem": "matching", "exact_s": 0.6,
+                   "target_s": 1.0, "optimum_s": 4.7, "packing_s": 0.2, "packing_gap": 0.03,
+                   "path_status": "stopped", "path_s": 120.0, "path_cap_s": 120.0,
+                   "path_over_exact": 200.0, "agree": True},
+                  {"K": 64, "max_blocks": 5, "seed": 1, "problem": "jbba", "exact_s": 0.4,
+                   "target_s": 1.0, "optimum_s": 4.1, "packing_s": 0.15, "packing_gap": 0.026,
+                   "path_status": "optimal", "path_s": 28.0, "path_cap_s": 120.0,
+                   "path_over_exact": 70.0, "agree": True}],
+       "path_cap_s": 120.0, "rows": []}
 SPLIT = {"share": {"default x1": {"instances": 5, "split_wins": 0, "median_gain": 0.0},
                    "phones x100": {"instances": 5, "split_wins": 4, "median_gain": 0.02}},
          "timing": {"local": {"median_s": 0.01, "max_s": 0.02},
@@ -61,11 +70,12 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(rounds, "run", stub("rounds", ROUNDS))
     monkeypatch.setattr(pareto_grid, "run", stub("pareto", PARETO))
     monkeypatch.setattr(several_blocks, "run", stub("several", SEVERAL))
+    monkeypatch.setattr(llm_scale, "run", stub("llm", LLM))
     monkeypatch.setattr(split_mode, "run", stub("split", SPLIT))
     monkeypatch.setattr(suite, "figures_stage", stub("figures", FIGURES))
     suite.main(["--out", str(tmp_path), "--quick"])
     assert calls == ["crunch", "scaling", "exact", "quality", "rounds", "pareto", "several",
-                     "split", "figures"]
+                     "llm", "split", "figures"]
     for stage in suite.STAGES:
         assert json.loads((tmp_path / f"stage-{stage}.json").read_text())
     report = (tmp_path / "report.md").read_text()
@@ -79,12 +89,16 @@ def test_stages_write_markers_and_a_rerun_resumes(tmp_path, monkeypatch, capsys)
     assert "packing / exact - 1, memory drawn K=12 N=48: median 0.40 %, max 2.00 %" in report
     assert "split mode wins on 4 of 5 instances (phones x100 downlink; median gain 2.00 %)" \
         in report
+    assert ("K = 64, max_blocks 5, seed 1: crunch (P1) 0.600 s (target < 1 s); path MILP "
+            "stopped at its 120 s cap (>= 200x slower), agrees: yes; packing 200 ms, 3.00 % "
+            "above the optimum") in report
+    assert "exact (P2) 0.400 s (target < 1 s); path MILP 28.0 s (70x slower)" in report
 
     (tmp_path / "stage-figures.json").unlink()  # as if interrupted during the last stage
     suite.main(["--out", str(tmp_path)])
-    assert calls[9:] == ["figures"]
+    assert calls[10:] == ["figures"]
     assert "finished earlier" in capsys.readouterr().out
     suite.main(["--out", str(tmp_path), "--force"])
-    assert calls[10:] == ["crunch", "scaling", "exact", "quality", "rounds", "pareto",
-                          "several", "split", "figures"]
+    assert calls[11:] == ["crunch", "scaling", "exact", "quality", "rounds", "pareto",
+                          "several", "llm", "split", "figures"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
