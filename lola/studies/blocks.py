@@ -13,8 +13,8 @@ draw of K devices). Adding devices then never lengthens the optimal P2 round, an
 show the effect of K rather than of a fresh draw at every K.
 
 The exact several-blocks methods solve every K of the bundled profiles (a programme over
-subsets of the devices for few devices, a path MILP over contiguous runs for many; see
-:mod:`solvers.sets`). With ``exact_up_to`` set, rows at ``max_blocks=M`` with more devices than
+subsets of the devices for few devices, the layered methods of :mod:`solvers.layers` for many,
+with the path MILP over contiguous runs behind them; see :mod:`solvers.sets`). With ``exact_up_to`` set, rows at ``max_blocks=M`` with more devices than
 that come from ``beyond`` instead (``packing`` by default: fast, not proven optimal, with a
 proven lower bound in ``lower_bound_s``), with the method named in the row and status
 ``feasible`` unless the method proves optimality; with ``beyond=None`` such rows are skipped
