@@ -14,7 +14,7 @@ LATEST := .venv-latest
 OLDEST := .venv-oldest
 COMMA  := ,
 
-.PHONY: demo test docs test-latest test-oldest constraints bench clean
+.PHONY: demo test test-slow docs test-latest test-oldest constraints bench clean
 
 # torch is pinned to the CPU build first, so that the profile extra is satisfied by it instead
 # of pulling the newest release with several GB of CUDA packages (test-latest keeps this pin).
@@ -36,6 +36,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The minutes-long cases kept out of the default run (real Flower deployments, fuzzing thousands
+# of levels deep, 10^6 devices): pytest -m slow.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 # The documentation site, docs/_build/html/index.html; a warning fails the build.
 docs: $(STAMP)

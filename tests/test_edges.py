@@ -104,9 +104,11 @@ def test_exact_jbba_at_k_n_500_completes():
     assert result.bandwidth_hz.sum() <= 2e7 * (1 + 1e-12)
 
 
-def test_crunch_handles_a_million_devices():
+@pytest.mark.parametrize("n_devices", [
+    10**5, pytest.param(10**6, marks=pytest.mark.slow)])  # 10**6 also in benchmarks.crunch_scaling
+def test_crunch_handles_a_million_devices(n_devices):
     from lola.generate import scaled_instance
-    inst = scaled_instance(10**6, 1000, seed=2)
+    inst = scaled_instance(n_devices, 1000, seed=2)
     result = run_method("crunch", "matching", inst)
     assert result.status is Status.OPTIMAL and len(set(result.assignment.tolist())) == 1000
 

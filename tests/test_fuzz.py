@@ -88,17 +88,38 @@ def test_mutated_documents_load_or_name_the_key(document):
     assert_loads_or_names_a_key(document)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
-                 st.integers(1, 5000).map(lambda n: b"[" * n + b"]" * n),
-                 st.integers(1, 5000).map(lambda n: b"a:\n" + b"  " * n + b"- x\n"),
-                 st.just(b"\xff\xfe" + "model: {}".encode("utf-16-le"))))
-def test_arbitrary_bytes_never_escape_as_anything_but_scenario_error(tmp_path_factory, data):
+def nested(most):
+    """Bytes nested ``n`` deep (1 <= n <= most), as flow sequences and as block indentation."""
+    return st.one_of(st.integers(1, most).map(lambda n: b"[" * n + b"]" * n),
+                     st.integers(1, most).map(lambda n: b"a:\n" + b"  " * n + b"- x\n"))
+
+
+def check_bytes(tmp_path_factory, data):
     TRIED["texts"] += 1
     for suffix in (".yaml", ".json"):
         path = tmp_path_factory.mktemp("fuzz") / f"input{suffix}"
         path.write_bytes(data)
         assert_loads_or_names_a_key(str(path))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode), nested(300),
+                 st.just(b"\xff\xfe" + "model: {}".encode("utf-16-le"))))
+def test_arbitrary_bytes_never_escape_as_anything_but_scenario_error(tmp_path_factory, data):
+    check_bytes(tmp_path_factory, data)
+
+
+@pytest.mark.parametrize("data", [b"[" * 5000 + b"]" * 5000, b"a:\n" + b"  " * 5000 + b"- x\n"],
+                         ids=["flow", "block"])
+def test_nesting_past_the_recursion_limit_is_a_scenario_error(tmp_path_factory, data):
+    check_bytes(tmp_path_factory, data)
+
+
+@pytest.mark.slow  # a minute: YAML and JSON parsers thousands of levels deep
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(nested(5000))
+def test_deeply_nested_bytes_never_escape_as_anything_but_scenario_error(tmp_path_factory, data):
+    check_bytes(tmp_path_factory, data)
 
 
 def run_cli(args):
