@@ -12,7 +12,6 @@ Examples
 """
 from __future__ import annotations
 
-import difflib
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from solvers.feasibility import memory_shortfall
 from solvers.result import NO_ASSIGNMENT
 
 from . import costs
+from ._hints import did_you_mean
 from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["Result", "DeviceReport", "Comparison", "compare", "solve", "default_scenario",
@@ -61,17 +61,10 @@ def default_method(problem: str) -> str:
     return next(m.name for m in solvers.methods_for(problem) if m.exact)
 
 
-def _suggest(value, choices) -> str:
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
-    if not close and isinstance(value, str):
-        close = [c for c in choices if c.lower() == value.lower()]
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_problem(problem) -> None:
     if problem not in solvers.PROBLEMS:
         raise solvers.SolverInputError(
-            f"unknown problem {problem!r}{_suggest(problem, solvers.PROBLEMS)}; choose one of "
+            f"unknown problem {problem!r}{did_you_mean(problem, solvers.PROBLEMS)}; choose one of "
             f"{', '.join(solvers.PROBLEMS)}")
 
 
@@ -101,7 +94,7 @@ def _check_options(spec, options: dict) -> None:
             takes = (f"its options are {', '.join(accepted)}" if accepted
                      else "it takes no options")
             raise solvers.SolverInputError(
-                f"method {spec.name!r} has no option {name!r}{_suggest(name, accepted)}; {takes}")
+                f"method {spec.name!r} has no option {name!r}{did_you_mean(name, accepted)}; {takes}")
 
 
 @dataclass

@@ -17,7 +17,6 @@ Examples
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from ._hints import closest
 
 __all__ = ["ScenarioError", "Block", "Device", "Channel", "Server", "Model", "Scenario",
            "load_scenario", "read_document", "DEFAULT_NOISE_PSD_W_PER_HZ", "RATE_MODELS"]
@@ -422,8 +423,8 @@ class _Checker:
         unknown = [name for name in value if name not in required and name not in optional]
         if unknown:
             known = sorted({*required, *optional})
-            close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            match = closest(unknown[0], known)
+            hint = f"did you mean {match!r}? " if match is not None else ""
             name = unknown[0] if unknown[0].isidentifier() else repr(unknown[0])
             self.fail(f"{key}.{name}" if key else name,
                       f"unknown key ({hint}allowed here: {', '.join(known)})")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import solvers
 
+from .._hints import did_you_mean
+
 __all__ = ["RunSettings", "DEVICE_KEYS", "NODE_PREFIX", "NODE_DATA_KEY", "PARTITION_KEY",
            "SettingsError", "device_properties"]
 
@@ -102,9 +104,7 @@ class RunSettings:
         if method is not None:
             spec = solvers.METHODS.get(method)
             if spec is None:
-                import difflib
-                close = difflib.get_close_matches(method, list(solvers.METHODS), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean(method, solvers.METHODS)
                 raise SettingsError(f"--method {method}: unknown method{hint}; 'lola methods' "
                                     "lists them")
             if method == "centralized":

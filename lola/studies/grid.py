@@ -54,7 +54,6 @@ Examples
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 import itertools
@@ -71,6 +70,7 @@ import numpy as np
 
 import solvers
 
+from .._hints import did_you_mean
 from ..scenario import RATE_MODELS, ScenarioError, _Checker, _kind, _show, read_document
 from .rows import RowLog, format_value
 from .runner import ExecutorUnavailable, check_executor, open_executor, run_tasks
@@ -302,9 +302,7 @@ def load_sweep(path_or_dict, *, base_dir=None) -> Sweep:
             solvers.get_method(value, problem)
         except solvers.SolverInputError as err:
             known = [m.name for m in solvers.methods_for(problem, available_only=False)]
-            close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
-            hint = (f" (did you mean {close[0]!r}?)" if close and value not in solvers.METHODS
-                    else "")
+            hint = did_you_mean(value, known) if value not in solvers.METHODS else ""
             check.fail(key, f"{err}{hint}")
         return value
 

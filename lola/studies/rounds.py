@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import functools
 import io
 import json
@@ -68,6 +67,7 @@ import numpy as np
 import solvers
 
 from .. import costs
+from .._hints import did_you_mean
 from .._io import atomic_write_text
 from ..generate import MAX_SPECTRAL_EFFICIENCY, dump_yaml
 from ..scenario import Scenario, ScenarioError, load_scenario, read_document
@@ -98,17 +98,12 @@ def _option(name: str, cli: bool) -> str:
     return "--" + name.replace("_", "-") if cli else name
 
 
-def _suggest(value, choices) -> str:
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_options(*, problem, methods, rounds, seed, fading, shadowing_db, availability,
                    max_spectral_efficiency, cli=False):
     """The methods to run (validated), or a one-line ``ValueError`` naming the option."""
     if problem not in solvers.PROBLEMS:
         raise ValueError(f"{_option('problem', cli)}: unknown problem {problem!r}"
-                         f"{_suggest(problem, solvers.PROBLEMS)}; choose one of "
+                         f"{did_you_mean(problem, solvers.PROBLEMS)}; choose one of "
                          f"{', '.join(solvers.PROBLEMS)}")
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
         raise ValueError(f"{_option('rounds', cli)}: must be a positive integer, got {rounds!r}")
@@ -124,7 +119,7 @@ def _check_draw(*, seed, fading, shadowing_db, availability, max_spectral_effici
         raise ValueError(f"{_option('seed', cli)}: must be a non-negative integer, got {seed!r}")
     if fading not in FADING_MODELS:
         raise ValueError(f"{_option('fading', cli)}: unknown fading model {fading!r}"
-                         f"{_suggest(fading, FADING_MODELS)}; choose one of "
+                         f"{did_you_mean(fading, FADING_MODELS)}; choose one of "
                          f"{', '.join(FADING_MODELS)}")
     if shadowing_db is not None and not (_is_number(shadowing_db) and shadowing_db >= 0):
         raise ValueError(f"{_option('shadowing_db', cli)}: must be a finite standard deviation "
@@ -274,7 +269,7 @@ def _check_trace(trace, base: Scenario, rounds: int, source: str | None) -> dict
     for name, values in trace.items():
         if name not in names:
             raise ScenarioError(f"no device of that name in scenario {base.name!r}"
-                                f"{_suggest(name, names)}", key=name, source=source)
+                                f"{did_you_mean(name, names)}", key=name, source=source)
         if len(values) < rounds:
             raise ScenarioError(f"the trace has {len(values)} rounds, fewer than the {rounds} "
                                 "asked for", key=name, source=source)
@@ -377,7 +372,7 @@ def _trace(availability_trace, base, rounds, availability=None):
         for name in availability:
             if name not in names:
                 raise ValueError(f"availability: no device {name!r} in scenario {base.name!r}"
-                                 f"{_suggest(name, names)}")
+                                 f"{did_you_mean(name, names)}")
     if availability_trace is None:
         return None
     if isinstance(availability_trace, dict):
