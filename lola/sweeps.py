@@ -104,7 +104,9 @@ def _time_point(task) -> list:
     for method in methods:
         started = time.perf_counter()
         try:
-            result = solvers.run_method(method, problem, instance, seed=seed)
+            spec = solvers.METHODS.get(method)
+            seeded = {"seed": seed} if spec is not None and spec.takes_seed else {}
+            result = solvers.run_method(method, problem, instance, **seeded)
         except solvers.SolverInputError:
             continue
         rows.append({"size": size, "seed": seed, "method": method,

@@ -23,11 +23,12 @@ from typing import Callable
 
 from . import exact, jbba, matching, sets
 from .scip import solve_scip
+from .hints import did_you_mean
 from .model import Instance
 from .result import SolverInputError, SolverResult
 
 __all__ = ["Method", "METHODS", "PROBLEMS", "methods_for", "get_method", "run_method",
-           "check_capabilities"]
+           "check_capabilities", "check_options"]
 
 PROBLEMS = ("matching", "jbba")
 BOTH_MODES = ("local", "split")
@@ -207,13 +208,15 @@ def methods_for(problem: str, *, available_only: bool = True) -> list[Method]:
 def get_method(name: str, problem: str) -> Method:
     """Look a method up, raising :class:`SolverInputError` with the alternatives if it is wrong."""
     if problem not in PROBLEMS:
-        raise SolverInputError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
+        raise SolverInputError(f"unknown problem {problem!r}{did_you_mean(problem, PROBLEMS)}; "
+                               f"choose one of {', '.join(PROBLEMS)}")
     method = METHODS.get(name)
     if method is not None and problem in method.solvers and method.available:
         return method
     names = ", ".join(m.name for m in methods_for(problem, available_only=False))
     if method is None:
-        raise SolverInputError(f"unknown method {name!r}; methods for {problem}: {names}")
+        raise SolverInputError(f"unknown method {name!r}{did_you_mean(name, METHODS)}; "
+                               f"methods for {problem}: {names}")
     if problem not in method.solvers:
         raise SolverInputError(f"method {name!r} does not solve {problem}; methods that do: {names}")
     if not method.available:
@@ -254,7 +257,22 @@ def check_capabilities(method: Method, problem: str, instance: Instance) -> None
             f"{names}")
 
 
+def check_options(method: Method, options) -> None:
+    """Refuse an option ``method`` does not take (its solvers would ignore it silently), naming
+    the options it takes."""
+    accepted = method.options
+    for name in options:
+        if name not in accepted:
+            takes = (f"its options are {', '.join(accepted)}" if accepted
+                     else "it takes no options")
+            raise SolverInputError(f"method {method.name!r} has no option {name!r}"
+                                   f"{did_you_mean(name, accepted)}; {takes}")
+
+
 def run_method(name: str, problem: str, instance: Instance, **options) -> SolverResult:
+    """Solve ``problem`` on ``instance`` with the method ``name`` and its keyword ``options``
+    (:attr:`Method.options`; any other raises :class:`SolverInputError`)."""
     method = get_method(name, problem)
+    check_options(method, options)
     check_capabilities(method, problem, instance)
     return method.solver_for(problem, instance)(instance, **options)

@@ -119,8 +119,9 @@ def solver_cases():
 @pytest.mark.parametrize("problem, method, instance, optimum", list(solver_cases()))
 def test_every_method_on_the_catalogue(problem, method, instance, optimum):
     spec = solvers.METHODS[method]
-    result = solvers.run_method(method, problem, instance, seed=1)
-    again = solvers.run_method(method, problem, instance, seed=1)
+    seeded = {"seed": 1} if spec.takes_seed else {}
+    result = solvers.run_method(method, problem, instance, **seeded)
+    again = solvers.run_method(method, problem, instance, **seeded)
     assert result.round_latency_s == again.round_latency_s  # same seed, same answer
     if method == "centralized":  # the server trains: only the number of uploaders matters
         feasible = instance.n_devices >= instance.n_blocks
@@ -139,3 +140,22 @@ def test_every_method_on_the_catalogue(problem, method, instance, optimum):
         assert result.lower_bound_s <= optimum * (1 + tol)
     if spec.exact or result.status is solvers.Status.OPTIMAL:
         assert result.round_latency_s == pytest.approx(optimum, rel=tol)
+
+
+@pytest.mark.parametrize("problem", solvers.PROBLEMS)
+def test_every_method_refuses_an_option_it_does_not_take(problem):
+    """run_method checks options for every caller: a misspelt one is not silently ignored."""
+    from lola.generate import scaled_instance
+
+    instance = scaled_instance(4, 3, seed=0)
+    for method in solvers.methods_for(problem):
+        accepted = method.options
+        with pytest.raises(solvers.SolverInputError) as refused:
+            solvers.run_method(method.name, problem, instance, unknown_option=1)
+        message = str(refused.value)
+        assert f"method {method.name!r} has no option 'unknown_option'" in message
+        assert (f"its options are {', '.join(accepted)}" in message if accepted
+                else "it takes no options" in message)
+        if "rtol" in accepted:  # the hint names the option meant
+            with pytest.raises(solvers.SolverInputError, match="did you mean 'rtol'"):
+                solvers.run_method(method.name, problem, instance, rtoll=1e-3)
