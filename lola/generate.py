@@ -20,6 +20,31 @@ jetson        NVIDIA Jetson Orin NX 16 GB, 1.88 TFLOP/s FP32 (Jetson  1.9e11-6.6
               Orin series data sheet); 16 GB shared
 ============  =====================================================  ==============  ===========
 
+Classes for models of billions of parameters (:data:`LARGE_DEVICE_CLASSES`), drawn only when a
+class mix names them, e.g. ``class_mix="large-models"`` (``lola scenario generate --class-mix
+large-models``), so that the default mix and every scenario generated before are unchanged. Same
+assumptions (10-35 % of peak, 25-75 % of the memory lent):
+
+===============  ===================================================  ==============  =========
+class            source of the peak FP32 rate and the memory          effective       lent
+===============  ===================================================  ==============  =========
+phone-16gb       Qualcomm Snapdragon 8 Gen 3 (Adreno 750), about      4.6e11-1.61e12  3-12 GB
+                 4.6 TFLOP/s FP32: an estimate, not a vendor figure
+                 (Qualcomm publishes none); 12-16 GB RAM (Samsung
+                 Galaxy S24 Ultra 12 GB, OnePlus 12 16 GB)
+laptop-16gb      Apple M2 Pro, 19-core GPU: 6.8 TFLOP/s, Apple's 3.6  6.8e11-2.38e12  4-12 GB
+                 TFLOP/s for the 10-core M2 GPU (press release, 2022)
+                 scaled by the cores; 16 GB unified memory
+laptop-32gb      Apple M2 Max, 38-core GPU: 13.6 TFLOP/s, scaled      1.36e12-4.76e12 8-24 GB
+                 likewise; 32 GB unified memory
+jetson-agx-32gb  NVIDIA Jetson AGX Orin 32 GB: 1792 CUDA cores at     3.3e11-1.17e12  8-24 GB
+                 930 MHz, 3.33 TFLOP/s FP32 (cores x 2 x clock, Jetson
+                 AGX Orin series data sheet); 32 GB shared
+jetson-agx-64gb  NVIDIA Jetson AGX Orin 64 GB: 2048 CUDA cores at     5.3e11-1.86e12  16-48 GB
+                 1.3 GHz, 5.32 TFLOP/s FP32 (the same data sheet);
+                 64 GB shared
+===============  ===================================================  ==============  =========
+
 Power (opt-in, ``energy=True``): every device gets ``tx_power_w`` = 0.2 W (below) and a
 ``compute_power_w`` that grows linearly with its drawn throughput across its class's power range
 (a faster draw stands for a higher power mode), without any random draw, so the other keys are
@@ -37,6 +62,15 @@ laptop        60-115      NVIDIA GeForce RTX 3060 Laptop GPU, total graphics pow
                           (NVIDIA's product specifications); the GPU alone, not the laptop
 jetson        10-25       NVIDIA Jetson Orin NX 16 GB power modes 10 W, 15 W, 25 W (Jetson
                           Orin NX series module data sheet)
+phone-16gb    3-8         estimate, not a vendor figure: a flagship phone SoC under a
+                          sustained GPU load; Qualcomm publishes no power figure
+laptop-16gb   15-35       estimate, not a vendor figure: an M2 Pro package under GPU load;
+                          Apple publishes no power figure
+laptop-32gb   25-60       estimate, not a vendor figure: an M2 Max package under GPU load
+jetson-agx-   15-40       NVIDIA Jetson AGX Orin 32 GB power modes 15 W to 40 W (Jetson AGX
+32gb                      Orin series data sheet)
+jetson-agx-   15-60       NVIDIA Jetson AGX Orin 64 GB power modes 15 W to 60 W (MAXN; the
+64gb                      same data sheet)
 ============  ==========  =============================================================
 
 ``energy_budget_j`` (J per round, the same for every device) adds a budget to every device and
@@ -92,7 +126,8 @@ import yaml
 from ._progress import paused_gc
 from .scenario import DEFAULT_NOISE_PSD_W_PER_HZ, Scenario, load_scenario
 
-__all__ = ["DEVICE_CLASSES", "generate_scenario", "draw_channel", "path_loss_db", "to_yaml",
+__all__ = ["DEVICE_CLASSES", "LARGE_DEVICE_CLASSES", "ALL_DEVICE_CLASSES", "CLASS_MIXES",
+           "generate_scenario", "draw_channel", "path_loss_db", "to_yaml",
            "to_json", "write_scenario", "scenario_format", "SCENARIO_FORMATS", "dump_yaml",
            "scaled_instance", "feasibility_warning", "receiver_noise_psd_w_per_hz",
            "TX_POWER_W", "DISTANCE_RANGE_M", "NOISE_FIGURE_DB", "MAX_SPECTRAL_EFFICIENCY",
@@ -105,6 +140,24 @@ DEVICE_CLASSES = {
     "laptop": (0.2, (0.10 * 10.9e12, 0.35 * 10.9e12), (3.0e9, 6.0e9)),
     "jetson": (0.2, (0.10 * 1.88e12, 0.35 * 1.88e12), (4.0e9, 12.0e9)),
 }
+# Devices that can hold models of billions of parameters, drawn only when a class mix names them
+# (sources in the module docstring); the first number is the class's weight in "large-models".
+LARGE_DEVICE_CLASSES = {
+    # Snapdragon 8 Gen 3 (Adreno 750), ~4.6 TFLOP/s FP32 (an estimate), 12-16 GB RAM
+    "phone-16gb": (0.2, (0.10 * 4.6e12, 0.35 * 4.6e12), (3.0e9, 12.0e9)),
+    # Apple M2 Pro, 19 GPU cores x Apple's 3.6 TFLOP/s / 10 cores for the M2 (press release,
+    # 2022) = 6.8 TFLOP/s, 16 GB unified memory
+    "laptop-16gb": (0.2, (0.10 * 6.8e12, 0.35 * 6.8e12), (4.0e9, 12.0e9)),
+    # Apple M2 Max, 38 GPU cores, likewise 13.6 TFLOP/s, 32 GB unified memory
+    "laptop-32gb": (0.2, (0.10 * 13.6e12, 0.35 * 13.6e12), (8.0e9, 24.0e9)),
+    # Jetson AGX Orin 32 GB: 1792 CUDA cores x 2 x 930 MHz (Jetson AGX Orin data sheet)
+    "jetson-agx-32gb": (0.2, (0.10 * 3.33e12, 0.35 * 3.33e12), (8.0e9, 24.0e9)),
+    # Jetson AGX Orin 64 GB: 2048 CUDA cores x 2 x 1.3 GHz (the same data sheet)
+    "jetson-agx-64gb": (0.2, (0.10 * 5.32e12, 0.35 * 5.32e12), (16.0e9, 48.0e9)),
+}
+ALL_DEVICE_CLASSES = {**DEVICE_CLASSES, **LARGE_DEVICE_CLASSES}
+# Named class mixes (``class_mix="large-models"``, ``--class-mix large-models``): class weights.
+CLASS_MIXES = {"large-models": {name: spec[0] for name, spec in LARGE_DEVICE_CLASSES.items()}}
 # name: (compute power at the class's slowest throughput, at its fastest), W; sources in the
 # module docstring (phone and tablet are estimates).
 DEVICE_POWER_W = {
@@ -112,6 +165,11 @@ DEVICE_POWER_W = {
     "tablet": (4.0, 10.0),    # estimate: fanless tablet SoC (Apple M2) under GPU load
     "laptop": (60.0, 115.0),  # RTX 3060 Laptop GPU, 60-115 W total graphics power (NVIDIA)
     "jetson": (10.0, 25.0),   # Jetson Orin NX 16 GB power modes 10/15/25 W (NVIDIA data sheet)
+    "phone-16gb": (3.0, 8.0),      # estimate: flagship phone SoC under sustained GPU load
+    "laptop-16gb": (15.0, 35.0),   # estimate: Apple M2 Pro package under GPU load
+    "laptop-32gb": (25.0, 60.0),   # estimate: Apple M2 Max package under GPU load
+    "jetson-agx-32gb": (15.0, 40.0),  # Jetson AGX Orin 32 GB power modes 15-40 W (data sheet)
+    "jetson-agx-64gb": (15.0, 60.0),  # Jetson AGX Orin 64 GB power modes 15-60 W (data sheet)
 }
 TX_POWER_W = 0.2                  # 23 dBm, 3GPP TS 36.101 power class 3
 DISTANCE_RANGE_M = (50.0, 500.0)
@@ -227,9 +285,11 @@ def generate_scenario(n_devices: int = 20, *, profile: str = "roberta-base",
     downlink : bool, default False
         Give every device ``downlink_bps`` (the downlink model of the module docstring), for
         split mode. Draws nothing: the other keys are those of ``downlink=False``.
-    class_mix : mapping of class name to weight, optional
+    class_mix : mapping of class name to weight, or a name of :data:`CLASS_MIXES`, optional
         The probabilities of the device classes (normalised), e.g. ``{"phone": 1}`` for phones
         only; by default those of :data:`DEVICE_CLASSES` (40 % phones, 20 % each of the rest).
+        The classes of :data:`LARGE_DEVICE_CLASSES` are drawn only when the mix names them
+        (``"large-models"``: one fifth each).
 
     Same arguments, same document.
     """
@@ -282,11 +342,12 @@ def _device_columns(n_devices, *, seed, n_blocks, class_mix, rate_model, noise_p
     digits exactly as ``float(f"{x:.4g}")`` does. Same seed, same values, to the bit.
     """
     rng = np.random.default_rng(seed)
-    classes = list(DEVICE_CLASSES)
+    class_mix = _named_mix(class_mix)
+    classes = _mix_classes(class_mix)
     chosen = rng.choice(len(classes), size=n_devices, p=_class_probabilities(class_mix))
     _, _, _, gain = draw_channel(rng, n_devices)
-    speed_range = np.array([DEVICE_CLASSES[c][1] for c in classes])[chosen]
-    memory_range = np.array([DEVICE_CLASSES[c][2] for c in classes])[chosen]
+    speed_range = np.array([ALL_DEVICE_CLASSES[c][1] for c in classes])[chosen]
+    memory_range = np.array([ALL_DEVICE_CLASSES[c][2] for c in classes])[chosen]
     # One (throughput, memory) pair per device, drawn in the order the loop drew them.
     low = np.stack([speed_range[:, 0], memory_range[:, 0]], axis=1)
     high = np.stack([speed_range[:, 1], memory_range[:, 1]], axis=1)
@@ -363,16 +424,35 @@ def _round_sig(values, digits: int = 4) -> np.ndarray:
     return out.reshape(np.shape(values))
 
 
+def _named_mix(class_mix):
+    """A mix given by name (:data:`CLASS_MIXES`) as its mapping; a mapping or None as given."""
+    if not isinstance(class_mix, str):
+        return class_mix
+    if class_mix not in CLASS_MIXES:
+        raise ValueError(f"class_mix {class_mix!r}: the named mixes are "
+                         f"{', '.join(CLASS_MIXES)} (or give a mapping of class weights)")
+    return CLASS_MIXES[class_mix]
+
+
+def _mix_classes(class_mix) -> list:
+    """The classes a mix draws from: those of :data:`DEVICE_CLASSES` (whose draws stay those of
+    earlier versions) unless the mix names a class of :data:`LARGE_DEVICE_CLASSES`."""
+    if class_mix is None or all(c in DEVICE_CLASSES for c in class_mix):
+        return list(DEVICE_CLASSES)
+    return list(ALL_DEVICE_CLASSES)
+
+
 def _class_probabilities(class_mix) -> list:
-    """The probability of each class of :data:`DEVICE_CLASSES`, in its order."""
+    """The probability of each class of :func:`_mix_classes`, in its order."""
     if class_mix is None:
         return [DEVICE_CLASSES[c][0] for c in DEVICE_CLASSES]
-    unknown = [c for c in class_mix if c not in DEVICE_CLASSES]
-    weights = [class_mix.get(c, 0) for c in DEVICE_CLASSES]
+    classes = _mix_classes(class_mix)
+    unknown = [c for c in class_mix if c not in ALL_DEVICE_CLASSES]
+    weights = [class_mix.get(c, 0) for c in classes]
     if unknown or any(not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0)
                       for w in weights) or sum(weights) <= 0:
         raise ValueError(f"class_mix must give non-negative weights to some of "
-                         f"{', '.join(DEVICE_CLASSES)}, got {class_mix!r}")
+                         f"{', '.join(ALL_DEVICE_CLASSES)}, got {class_mix!r}")
     return [w / sum(weights) for w in weights]
 
 

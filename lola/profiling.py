@@ -76,13 +76,46 @@ weights are the package's (no size overrides, no ``weights``). Per block the pro
 Every measured step starts with the AdamW moments of its adapters allocated (created at a zero
 learning rate before anything is measured), as in a running fine-tuning.
 
+Decoders (causal language models: ``gpt2``, ``qwen2.5-0.5b``, ``llama-3.2-1b``, ``llama-3-8b``,
+built from their published configurations, :data:`lola.profiles.analytic.DECODER_CONFIGS`, with
+random weights and the key-value cache off) are profiled the same way on a next-token step: a
+synthetic batch of ``batch_size`` x ``sequence_length`` token ids that are also the labels (the
+model shifts them), the loss over the vocabulary, backward, AdamW. ``target_modules`` ("all":
+the seven linear maps of a Llama or Qwen layer, q, k, v, o, gate, up, down; GPT-2's c_attn,
+c_proj, c_fc) take LoRA on every layer; ``dtype`` is that of every weight, adapters included.
+``granularity="layer"`` makes one block per layer (``layer.31``); ``"matrix"`` one block per
+adapted map (``layer.31.mlp.down_proj``), ordered by position in the forward pass, so that the
+last map of the last layer is depth 1 and q_proj of layer 0 depth N. A decoder has no
+normalisation below its first layer: the deepest blocks' reference trains a zero bias probe added
+to the input embeddings' output. delta_n and mu_n of a block are taken against the nearest deeper
+block *in a lower layer* (with one block per layer, the next deeper block; the blocks of layer 0
+against the probe), so that the additive model is exact whenever the deepest block of a set lies
+in a lower layer than the others. In split mode the cut is after the block's layer: the device
+runs the embeddings and the layers up to it (without the final normalisation), the server the
+layers above, the final normalisation, the output head and the loss. FLOPs: torch's CPU flash
+attention (which Llama and Qwen take) is counted as torch counts its other fused attention
+kernels, and ``checks.analytic_flops`` compares every counted figure with
+:class:`lola.profiles.analytic.DecoderCount` (``measurement.attention_kernel``: "fused" or
+"math", as the counter saw it).
+
+A decoder larger than the host is measured truncated (``measure_layers`` L' >= 2, ``lola profile
+--measure-layers``: the same width, its first L' layers) and extrapolated to its L layers by
+:func:`extrapolate`: params and FLOPs exactly from the analytic count (equal to the counter on
+the truncated model); memory and latency from per-layer lines fitted to the measured blocks, plus
+what the missing layers add below every block (their weights; their forward pass without
+autograd, timed by hooks on a no-grad forward once per timing round). The document says
+``measurement.method == "extrapolated"``, lists in ``measurement.extrapolation`` which keys are
+exact and which extrapolated, from how many layers, and the fitted lines, and keeps the truncated
+model's measured blocks and checks under ``measured``.
+
 Blocks are listed with ``depth`` 1 at the output side (the last layer, or the head when it is a
 block; the head's entry has no ``layer``). The document also records
 the configuration, the host (CPU, threads, library versions), the timing design, and the checks:
 whether FLOPs, memory and latency are non-decreasing in depth (a noisy latency that breaks
 monotonicity is reported, never smoothed), and the fit latency = a + FLOPs / throughput with
-a >= 0 and throughput > 0 (non-negative least squares; R^2, and each block's
-``latency_fit_residual_s``; no fit from fewer than three blocks).
+a >= 0 and throughput > 0 (non-negative least squares; R^2, and each measured block's
+``latency_fit_residual_s``; no fit from fewer than three blocks; an extrapolated block has no
+residual, see :func:`extrapolate`).
 
 Settings are checked before anything is built: a bad option raises
 :class:`ProfileSettingsError` (a ``ValueError``) naming the option as ``lola profile`` spells it.
@@ -110,17 +143,21 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write_text
 from .pretrained import PRETRAINED, model_dir, zip_path
-from .profiles.analytic import HEAD_BLOCKS, PRETRAINED_CONFIGS, ROBERTA_CONFIGS
+from .profiles.analytic import (DECODER_CONFIGS, DECODER_MATRICES, DECODER_SIZE_KEYS,
+                                DECODER_TARGETS, DECODER_TYPES, HEAD_BLOCKS, PRETRAINED_CONFIGS,
+                                ROBERTA_CONFIGS, DecoderCount)
 
-__all__ = ["ProfileSettings", "ProfileSettingsError", "MODELS", "profile_model", "write_profile",
-           "fit_latency", "latency_residuals", "monotonicity_report", "ProfilingUnavailable",
-           "describe"]
+__all__ = ["ProfileSettings", "ProfileSettingsError", "MODELS", "DECODERS", "GRANULARITIES",
+           "profile_model", "write_profile", "fit_latency", "latency_residuals",
+           "monotonicity_report", "ProfilingUnavailable", "describe", "extrapolate",
+           "attention_kernel"]
 
 
 class ProfilingUnavailable(RuntimeError):
@@ -147,7 +184,13 @@ MODELS = {
     # Pretrained (lola.pretrained): the weights and config.json come from an installed package;
     # the preset repeats that config.json so that the settings are checked before it is read.
     "minilm": ("bert", {**PRETRAINED_CONFIGS["minilm"], "pad_token_id": 0}, ("query", "value")),
+    # Causal language models (lola.profiles.analytic.DECODER_CONFIGS: each published
+    # config.json), LoRA on the attention query and value (GPT-2: c_attn) by default.
+    **{name: (DECODER_TYPES[name], DECODER_CONFIGS[name],
+              DECODER_TARGETS[DECODER_TYPES[name]]["default"]) for name in DECODER_CONFIGS},
 }
+DECODERS = tuple(DECODER_CONFIGS)
+GRANULARITIES = ("layer", "matrix")
 # Tokens per sequence when the settings give none: the race's 64 for minilm (its SST-2
 # sentences are short), 128 otherwise.
 _SEQUENCE_LENGTHS = {"minilm": 64}
@@ -162,6 +205,8 @@ _SIZE_KEYS = {
                  intermediate="intermediate_size", heads="num_attention_heads"),
     "distilbert": dict(layers="n_layers", hidden="dim", intermediate="hidden_dim",
                        heads="n_heads"),
+    **{model_type: {role: keys[role] for role in ("layers", "hidden", "intermediate", "heads")}
+       for model_type, keys in DECODER_SIZE_KEYS.items()},
 }
 _SIZE_OPTIONS = dict(layers="--layers", hidden="--hidden-size",
                      intermediate="--intermediate-size", heads="--heads")
@@ -190,6 +235,8 @@ class ProfileSettings:
     seed: int = 0
     num_labels: int = 2
     timed: bool = True  # False: FLOPs and memory only, no latency (they are counted, not timed)
+    granularity: str = "layer"  # decoders: "matrix" makes every adapted map a block of its own
+    measure_layers: int | None = None  # decoders: measure this many layers, extrapolate the rest
 
 
 @dataclass(frozen=True)
@@ -201,6 +248,9 @@ class _Plan:
     targets: tuple
     sequence_length: int = _DEFAULT_SEQUENCE_LENGTH
     head: str | None = None  # the classification head's module, trained as a block of its own
+    decoder: bool = False  # a causal language model (next-token loss)
+    granularity: str = "layer"
+    measure_layers: int | None = None
 
 
 def _import_torch():
@@ -283,7 +333,16 @@ def _validate_settings(settings: ProfileSettings, torch=None) -> _Plan:
         raise ProfileSettingsError(f"timed {settings.timed!r}: must be True or False")
     if settings.dtype not in _DTYPES:
         raise ProfileSettingsError(f"--dtype {settings.dtype}: choose {', '.join(_DTYPES)}")
+    decoder = settings.model in DECODERS
+    _check_decoder_options(settings, decoder)
     targets = tuple(settings.target_modules or default_targets)
+    if targets == ("all",) and decoder:
+        targets = DECODER_TARGETS[model_type]["all"]
+    elif "all" in targets:
+        raise ProfileSettingsError(
+            f"--targets {','.join(targets)}: all (every linear map of a layer) is for the decoders "
+            f"({', '.join(DECODERS)}), alone; for {settings.model} list the module names, e.g. "
+            f"{','.join(default_targets)}")
     if not targets or not all(isinstance(name, str) and name.strip() for name in targets):
         raise ProfileSettingsError(f"--target-modules {','.join(map(str, targets))}: give "
                                    "module names separated by commas, e.g. query,value")
@@ -326,12 +385,29 @@ def _validate_settings(settings: ProfileSettings, torch=None) -> _Plan:
             f"not a multiple of "
             f"{_size_phrase(model_type, keys['heads'], heads, overrides, settings.model)}: "
             "every attention head gets hidden-size / heads dimensions")
+    kv_key = DECODER_SIZE_KEYS[model_type]["kv_heads"] if decoder else None
+    kv_heads = config.get(kv_key) if kv_key else None
+    if kv_heads is not None and (isinstance(kv_heads, bool) or not isinstance(kv_heads, int)
+                                 or kv_heads < 1 or heads % kv_heads):
+        raise ProfileSettingsError(
+            f"{kv_key} {kv_heads!r}: the key-value heads must divide "
+            f"{_size_phrase(model_type, keys['heads'], heads, overrides, settings.model)} "
+            "(grouped-query attention shares each key-value head among heads / kv-heads "
+            "query heads)")
+    layers = config.get(keys["layers"])
+    if settings.measure_layers is not None and layers is not None \
+            and settings.measure_layers >= layers:
+        phrase = _size_phrase(model_type, keys["layers"], layers, overrides, settings.model)
+        raise ProfileSettingsError(
+            f"--measure-layers {settings.measure_layers}: must be fewer than the model's "
+            f"{phrase} (measure them all by leaving --measure-layers out)")
     vocabulary = config.get("vocab_size")
     if vocabulary is not None and (isinstance(vocabulary, bool) or not isinstance(vocabulary, int)
                                    or vocabulary < _MIN_VOCABULARY):
         raise ProfileSettingsError(f"vocab_size {vocabulary!r}: must be an integer >= "
                                    f"{_MIN_VOCABULARY}")
-    positions = config.get("max_position_embeddings", 512)
+    positions = config.get(DECODER_SIZE_KEYS[model_type]["positions"] if decoder
+                           else "max_position_embeddings", 512)
     # RoBERTa numbers positions from padding_idx + 1, so two of its position embeddings are
     # never used by a token (modeling_roberta.create_position_ids_from_input_ids).
     offset = config.get("pad_token_id", 1) + 1 if model_type == "roberta" else 0
@@ -345,7 +421,26 @@ def _validate_settings(settings: ProfileSettings, torch=None) -> _Plan:
         zip_path(settings.model)  # ModelPackageMissing (one line: the pip command) when absent
     if torch is not None:
         _check_device(settings.device, torch)
-    return _Plan(model_type, config, targets, sequence_length, HEAD_BLOCKS.get(settings.model))
+    return _Plan(model_type, config, targets, sequence_length, HEAD_BLOCKS.get(settings.model),
+                 decoder, settings.granularity, settings.measure_layers)
+
+
+def _check_decoder_options(settings, decoder):
+    """--granularity and --measure-layers: known values, and for the decoders only."""
+    if settings.granularity not in GRANULARITIES:
+        raise ProfileSettingsError(f"--granularity {settings.granularity}: choose "
+                                   f"{' or '.join(GRANULARITIES)}")
+    if settings.measure_layers is not None:
+        _whole(settings.measure_layers, "--measure-layers", minimum=2)
+    if decoder:
+        return
+    for given, option in ((settings.granularity != "layer", f"--granularity "
+                                                            f"{settings.granularity}"),
+                          (settings.measure_layers is not None, "--measure-layers")):
+        if given:
+            raise ProfileSettingsError(f"{option} is for the decoders ({', '.join(DECODERS)}); "
+                                       f"{settings.model} is profiled one block per layer, "
+                                       "every layer measured")
 
 
 def _sequence_length(settings: ProfileSettings):
@@ -394,6 +489,8 @@ def _build_model(torch, settings: ProfileSettings, plan: _Plan):
     A model with a head block (``plan.head``) also gets that module, under the key L (the
     number of layers), trained whole when selected; its other weights stay frozen.
     """
+    if plan.decoder:
+        return _build_decoder(torch, settings, plan)
     from peft import LoraConfig, get_peft_model
     from peft.tuners.tuners_utils import BaseTunerLayer
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -442,6 +539,79 @@ def _build_model(torch, settings: ProfileSettings, plan: _Plan):
         head.requires_grad_(False)
         adapters[_layer_count(model.config)] = [head]
     return model, adapters
+
+
+def _decoder_count(settings: ProfileSettings, plan: _Plan, attention="fused") -> DecoderCount:
+    """The analytic count of a decoder plan: its blocks (keys, names, layers) and FLOPs."""
+    return DecoderCount(plan.model_type, plan.config, rank=settings.rank, targets=plan.targets,
+                        batch_size=settings.batch_size, sequence_length=plan.sequence_length,
+                        granularity=plan.granularity, attention=attention)
+
+
+def _decoder_stack(torch, backbone):
+    """The decoder's layer list (``layers``, GPT-2's ``h``) and its final normalisation's name."""
+    for attribute, norm in (("layers", "norm"), ("h", "ln_f")):
+        stack = getattr(backbone, attribute, None)
+        if isinstance(stack, torch.nn.ModuleList) and hasattr(backbone, norm):
+            return attribute, stack, norm
+    raise ProfileSettingsError(f"{type(backbone).__name__}: no list of decoder layers to "
+                               "profile")
+
+
+def _build_decoder(torch, settings: ProfileSettings, plan: _Plan):
+    """A causal language model from its configuration, frozen, LoRA on ``plan.targets`` of
+    every layer; its adapters by block key (:class:`DecoderCount`: a layer, or one map).
+
+    The key-value cache is off (``use_cache=False``): a training step keeps no cache.
+    """
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with warnings.catch_warnings():  # transformers' deprecation notices, not ours to fix
+        warnings.simplefilter("ignore", FutureWarning)
+        with _quiet_loading():  # e.g. special token ids outside a small test vocabulary
+            config = AutoConfig.for_model(plan.model_type, **plan.config, use_cache=False)
+            base_model = AutoModelForCausalLM.from_config(config)
+        base_model.loss_type = "ForCausalLM"  # the next-token loss, named for every class
+        base_model.requires_grad_(False)
+        attribute, stack, _ = _decoder_stack(torch, getattr(base_model,
+                                                            base_model.base_model_prefix))
+        linear = list(dict.fromkeys(
+            name.rsplit(".", 1)[-1] for name, module in stack[0].named_modules()
+            if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"))
+        missing = [name for name in plan.targets if name not in linear]
+        if missing:
+            raise ProfileSettingsError(
+                f"--targets {','.join(plan.targets)}: {', '.join(missing)} is not a linear map "
+                f"of a {plan.model_type} layer; its linear maps: {', '.join(linear)} (or all)")
+        model = get_peft_model(base_model, LoraConfig(
+            r=settings.rank, lora_alpha=settings.alpha, target_modules=list(plan.targets),
+            lora_dropout=0.0, fan_in_fan_out=plan.model_type == "gpt2"))  # GPT-2's Conv1D
+    model.to(device=settings.device, dtype=getattr(torch, settings.dtype))
+    model.train()
+    count = _decoder_count(settings, plan)
+    matrices = [path for path, _ in DECODER_MATRICES[plan.model_type]]
+    keys = {(layer, slot): key for key, (layer, slots) in enumerate(count.slots)
+            for slot in slots}
+    adapters = {}
+    for name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer):
+            match = re.search(rf"\.{attribute}\.(\d+)\.(.+)$", name)
+            place = (int(match.group(1)), matrices.index(match.group(2))) if match else None
+            if place not in keys:  # a target name that also matches outside the layers
+                raise ProfileSettingsError(f"--targets {','.join(plan.targets)}: {name} is not "
+                                           "a linear map of a decoder layer")
+            adapters.setdefault(keys[place], []).append(module)
+    return model, adapters
+
+
+def _lower_block(key, layer_of):
+    """The nearest block below ``key``'s layer (the largest key of a lower layer; the head,
+    which has no layer, sits above every layer), or None for a block of layer 0."""
+    layer = layer_of.get(key, math.inf)
+    lower = [other for other, place in layer_of.items() if place < layer]
+    return max(lower) if lower else None
 
 
 def _is_head(adapters, key) -> bool:
@@ -615,8 +785,6 @@ def _measure_step(torch, model, adapters, layers, optimizers, inputs, settings, 
     other layers are left out of the memory, as if the model carried adapters on ``layers``
     only.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     reference_parameters, reference_optimizer = reference or ((), None)
     chosen = [optimizers[layer] for layer in layers]
     if reference_optimizer is not None:
@@ -632,7 +800,9 @@ def _measure_step(torch, model, adapters, layers, optimizers, inputs, settings, 
     weights = [parameter for parameter in model.parameters()
                if parameter.untyped_storage().data_ptr() not in other_storages]
     state = _optimizer_state(chosen, trainable, torch)
-    alive = [*weights, *model.buffers(), *state, *inputs.values()]
+    held = {id(parameter) for parameter in weights}
+    probes = [parameter for parameter in reference_parameters if id(parameter) not in held]
+    alive = [*weights, *probes, *model.buffers(), *state, *inputs.values()]
     weight_storages = _storages(weights)
     saved = {}
 
@@ -655,7 +825,7 @@ def _measure_step(torch, model, adapters, layers, optimizers, inputs, settings, 
         else:
             tracker = _live_storage_tracker(torch)(alive)
         with tracker:
-            with FlopCounterMode(display=False) as counter:
+            with _flop_counter(torch) as counter:
                 with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
                     loss = model(**inputs).loss
                 loss.backward()
@@ -675,7 +845,36 @@ def _measure_step(torch, model, adapters, layers, optimizers, inputs, settings, 
     lower_bound = sum(saved.values()) + sum(weight_storages.values()) + 3 * adapter_bytes
     return {"flops": float(counter.get_total_flops()), "memory_bytes": float(memory),
             "memory_saved_tensors_bytes": float(lower_bound),
-            "params": int(sum(p.numel() for p in trainable))}
+            "params": int(sum(p.numel() for p in trainable)),
+            "counted_ops": sorted(str(op) for op in counter.get_flop_counts()["Global"])}
+
+
+def _flop_counter(torch):
+    """``FlopCounterMode`` with torch's CPU flash attention counted as torch counts its other
+    fused SDPA kernels (``sdpa_flop_count``: two products forward; ``sdpa_backward_flop_count``:
+    five backward), which torch 2.13's registry leaves out (it would count 0)."""
+    from torch.utils.flop_counter import (FlopCounterMode, sdpa_backward_flop_count,
+                                          sdpa_flop_count)
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs):
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    mapping = {}
+    for name, formula in (("_scaled_dot_product_flash_attention_for_cpu", forward),
+                          ("_scaled_dot_product_flash_attention_for_cpu_backward", backward)):
+        operator = getattr(torch.ops.aten, name, None)
+        if operator is not None:
+            mapping[operator] = formula
+    return FlopCounterMode(display=False, custom_mapping=mapping)
+
+
+def attention_kernel(counted_ops) -> str:
+    """"fused" when the counter saw an SDPA kernel, else "math" (attention as batched products,
+    or none at all): how :class:`lola.profiles.analytic.DecoderCount` counts the attention."""
+    return "fused" if any("scaled_dot_product" in op for op in counted_ops) else "math"
 
 
 def _backbone(model):
@@ -708,6 +907,27 @@ def _input_reference(torch, model) -> tuple:
         embeddings.word_embeddings, "embeddings.word_embeddings")
     parameters = list(module.parameters())
     return name, parameters, torch.optim.AdamW(parameters, lr=1e-4)
+
+
+def _probe_reference(torch, model) -> tuple:
+    """The deepest decoder block's reference: a zero bias added to the input embeddings' output.
+
+    A decoder has no normalisation between its embeddings and its first layer; training this
+    probe (hidden-size entries, added only while it trains) makes the step back-propagate through
+    every layer into the embeddings' output, as the encoders' embeddings LayerNorm does.
+    """
+    embeddings = model.get_input_embeddings()
+    probe = torch.nn.Parameter(torch.zeros(embeddings.weight.shape[1],
+                                           dtype=embeddings.weight.dtype,
+                                           device=embeddings.weight.device),
+                               requires_grad=False)
+
+    def add(module, args, output):
+        return output + probe if probe.requires_grad else None
+
+    embeddings.register_forward_hook(add)
+    return ("input embeddings' output (a zero bias probe)", [probe],
+            torch.optim.AdamW([probe], lr=1e-4))
 
 
 def _prime(optimizer, torch):
@@ -765,8 +985,6 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
     m^split_n the device's forward peak on top of its weights, buffers and batch, A_n the bytes
     of the pooled output.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     head = _is_head(adapters, layer)
     backbone = _backbone(model)
     owner, attribute, stack = _layer_stack(torch, backbone, _layer_count(model.config))
@@ -816,7 +1034,7 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
             [*device_weights, *device_buffers, *state, *inputs.values()])
         pause = tracker.paused
     with tracker:
-        with FlopCounterMode(display=False) as device_forward:
+        with _flop_counter(torch) as device_forward:
             if head:
                 outputs = backbone(**device_inputs)
                 sequence = outputs.last_hidden_state
@@ -833,7 +1051,7 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
         if head:
             with pause():
                 cut = hidden.detach()  # no gradient wanted: nothing below the cut trains
-                with FlopCounterMode(display=False) as server:
+                with _flop_counter(torch) as server:
                     with contextlib.ExitStack() as swaps:
                         swaps.enter_context(_swapped(backbone, "embeddings", _Given(
                             sequence.detach() if pooler is not None else cut)))
@@ -849,7 +1067,7 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
         else:
             with pause():
                 cut = hidden.detach().requires_grad_(True)
-                with FlopCounterMode(display=False) as server:
+                with _flop_counter(torch) as server:
                     with _swapped(backbone, "embeddings", _Given(cut)), \
                             _swapped(owner, attribute, torch.nn.ModuleList(stack[layer + 1:])):
                         loss = model(**inputs).loss
@@ -861,7 +1079,7 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
             if cuda:
                 torch.cuda.synchronize(settings.device)
                 torch.cuda.reset_peak_memory_stats(settings.device)
-            with FlopCounterMode(display=False) as device_backward:
+            with _flop_counter(torch) as device_backward:
                 hidden.backward(received)
             del hidden, received
             optimizer.step()
@@ -875,6 +1093,101 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
         memory = tracker.peak_bytes
     return {"split_device_flops": float(device_forward.get_total_flops()
                                         + device_backward_flops),
+            "split_server_flops": float(server.get_total_flops()),
+            "split_memory_bytes": float(memory), "cut_bytes": float(cut_bytes)}
+
+
+def _measure_split_decoder(torch, model, adapters, key, cut, optimizers, inputs,
+                           settings) -> dict:
+    """One split-mode step of decoder block ``key`` (section 9), cut after its layer ``cut``.
+
+    Device piece: the embeddings and layers 0..``cut`` forward (only the block's adapters on),
+    without the final normalisation, giving the hidden state h at the cut. Server piece: the
+    model with the layers above the cut, h (a leaf copy) fed to the first of them (or to the final
+    normalisation when the cut is at the last layer), the final normalisation, the output head
+    and the next-token loss, forward and backward down to h, giving dL/dh. Device again:
+    h.backward(dL/dh) through its block, then the AdamW step. Figures as for
+    :func:`_measure_split`; the server also recomputes the position embeddings (no counted
+    FLOPs), and its embeddings' output is replaced by h.
+    """
+    backbone = _backbone(model)
+    attribute, stack, norm = _decoder_stack(torch, backbone)
+    optimizer = optimizers[key]
+    trainable = _select_layer(adapters, key)
+    device_modules = [module for name, module in backbone.named_children()
+                      if name not in (attribute, norm)] + list(stack[:cut + 1])
+    others = {parameter.untyped_storage().data_ptr() for index in adapters if index != key
+              for parameter in _absent_parameters(adapters, index)}
+    device_weights = [parameter for module in device_modules for parameter in module.parameters()
+                      if parameter.untyped_storage().data_ptr() not in others]
+    device_buffers = [buffer for module in device_modules for buffer in module.buffers()]
+    state = _optimizer_state([optimizer], trainable, torch)
+    device_inputs = {name: value for name, value in inputs.items() if name != "labels"}
+    following = stack[cut + 1] if cut + 1 < len(stack) else getattr(backbone, norm)
+
+    def given(hidden):
+        def replace_input(module, args, kwargs):
+            if args:
+                return (hidden, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+        return replace_input
+
+    cuda = settings.device.startswith("cuda")
+    model.zero_grad(set_to_none=True)
+    if cuda:
+        device_storages = _storages([*device_weights, *device_buffers, *state,
+                                     *inputs.values()])
+        everything = _storages([*model.parameters(), *model.buffers(), *inputs.values(),
+                                *_optimizer_state(optimizers.values(), model.parameters(),
+                                                  torch)])
+        server_bytes = sum(size for pointer, size in everything.items()
+                           if pointer not in device_storages)
+        torch.cuda.synchronize(settings.device)
+        torch.cuda.reset_peak_memory_stats(settings.device)
+        tracker = contextlib.nullcontext()
+        pause = contextlib.nullcontext
+    else:
+        tracker = _live_storage_tracker(torch)(
+            [*device_weights, *device_buffers, *state, *inputs.values()])
+        pause = tracker.paused
+    with tracker:
+        with _flop_counter(torch) as device_forward:
+            with _swapped(backbone, attribute, torch.nn.ModuleList(stack[:cut + 1])), \
+                    _swapped(backbone, norm, torch.nn.Identity()):
+                hidden = backbone(**device_inputs).last_hidden_state
+        cut_bytes = hidden.numel() * hidden.element_size()
+        if cuda:
+            torch.cuda.synchronize(settings.device)
+            forward_peak = torch.cuda.max_memory_allocated(settings.device)
+        with pause():
+            leaf = hidden.detach().requires_grad_(True)
+            handle = following.register_forward_pre_hook(given(leaf), with_kwargs=True)
+            try:
+                with _flop_counter(torch) as server:
+                    with _swapped(backbone, attribute, torch.nn.ModuleList(stack[cut + 1:])):
+                        loss = model(**inputs).loss
+                    loss.backward()
+            finally:
+                handle.remove()
+            gradient = leaf.grad
+            del loss, leaf
+        received = gradient.clone()  # the downlink delivers dL/dh into a buffer of its own
+        del gradient
+        if cuda:
+            torch.cuda.synchronize(settings.device)
+            torch.cuda.reset_peak_memory_stats(settings.device)
+        with _flop_counter(torch) as device_backward:
+            hidden.backward(received)
+        del hidden, received
+        optimizer.step()
+    if cuda:
+        torch.cuda.synchronize(settings.device)
+        memory = max(forward_peak, torch.cuda.max_memory_allocated(settings.device)) \
+            - server_bytes
+    else:
+        memory = tracker.peak_bytes
+    return {"split_device_flops": float(device_forward.get_total_flops()
+                                        + device_backward.get_total_flops()),
             "split_server_flops": float(server.get_total_flops()),
             "split_memory_bytes": float(memory), "cut_bytes": float(cut_bytes)}
 
@@ -932,6 +1245,8 @@ def fit_latency(flops, latency_s) -> dict:
         return {**empty, "note": "no fit from fewer than 3 blocks"}
     if np.ptp(flops) == 0:
         return {**empty, "note": "no fit: every block has the same FLOPs"}
+    if np.ptp(latency_s) == 0:  # any throughput would do: none to report
+        return {**empty, "note": "no fit: every block has the same latency"}
     scale = float(np.max(np.abs(flops)))  # keeps the two columns of similar size
     design = np.column_stack([np.ones_like(flops), flops / scale])
     (intercept, scaled_slope), _ = nnls(design, latency_s)
@@ -988,23 +1303,58 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
     settings = replace(settings, sequence_length=plan.sequence_length)
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if plan.measure_layers:
+        layers_key = _SIZE_KEYS[plan.model_type]["layers"]
+        truncated = replace(settings, config={**settings.config, layers_key: plan.measure_layers},
+                            measure_layers=None)
+        truncated_plan = replace(plan, config={**plan.config, layers_key: plan.measure_layers},
+                                 measure_layers=None)
+        measured = _profile(torch, truncated, truncated_plan, progress, layer_figures=True)
+        return extrapolate(measured, settings, plan)
+    return _profile(torch, settings, plan, progress)
+
+
+def _profile(torch, settings: ProfileSettings, plan: _Plan, progress, *,
+             layer_figures=False) -> dict:
+    """The measured profile of every block of ``plan`` (the body of :func:`profile_model`).
+
+    ``layer_figures`` adds what :func:`extrapolate` needs to ``measurement``: the bytes of one
+    layer's frozen weights and buffers, and the time of one layer's forward pass without
+    autograd (``layer_forward_samples_s``: every layer of a no-grad forward pass, timed by hooks,
+    once per timing round).
+    """
     torch.manual_seed(settings.seed)
     model, adapters = _build_model(torch, settings, plan)
     config = model.config
-    layers = _layer_count(config)
-    # Block keys: the layers 0..L-1, and L for the head when it is a block (depth 1).
-    block_count = layers + (1 if plan.head else 0)
-    names = {key: plan.head if key == layers else f"layer.{key}" for key in range(block_count)}
+    count = _decoder_count(settings, plan) if plan.decoder else None
+    layers = plan.config[_SIZE_KEYS[plan.model_type]["layers"]] if plan.decoder \
+        else _layer_count(config)
+    # Block keys: the layers 0..L-1, and L for the head when it is a block (depth 1); for a
+    # decoder, DecoderCount's keys (a layer, or one adapted map), in forward order.
+    if count is not None:
+        block_count = len(count.slots)
+        names = dict(enumerate(count.names))
+        layer_of = {key: layer for key, (layer, _) in enumerate(count.slots)}
+    else:
+        block_count = layers + (1 if plan.head else 0)
+        names = {key: plan.head if key == layers else f"layer.{key}"
+                 for key in range(block_count)}
+        layer_of = {key: key for key in range(layers)}
     generator = torch.Generator().manual_seed(settings.seed)
     shape = (settings.batch_size, settings.sequence_length)
-    inputs = {"input_ids": torch.randint(3, config.vocab_size, shape, generator=generator),
-              "attention_mask": torch.ones(shape, dtype=torch.long),
-              "labels": torch.randint(0, settings.num_labels, (settings.batch_size,),
-                                      generator=generator)}
+    tokens = torch.randint(3, config.vocab_size, shape, generator=generator)
+    if plan.decoder:  # next-token loss: the model shifts the labels by one position
+        inputs = {"input_ids": tokens, "attention_mask": torch.ones(shape, dtype=torch.long),
+                  "labels": tokens}
+    else:
+        inputs = {"input_ids": tokens, "attention_mask": torch.ones(shape, dtype=torch.long),
+                  "labels": torch.randint(0, settings.num_labels, (settings.batch_size,),
+                                          generator=generator)}
     inputs = {key: value.to(settings.device) for key, value in inputs.items()}
     optimizers = {layer: torch.optim.AdamW(_adapter_parameters(adapters, layer), lr=1e-4)
                   for layer in range(block_count)}
-    reference_name, *reference = _input_reference(torch, model)
+    reference_name, *reference = (_probe_reference if plan.decoder
+                                  else _input_reference)(torch, model)
     reference = tuple(reference)  # (parameters, their AdamW)
     for optimizer in [*optimizers.values(), reference[1]]:
         _prime(optimizer, torch)
@@ -1027,6 +1377,38 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
     def measure(layer_set, **options):
         return _measure_step(torch, model, adapters, layer_set, optimizers, inputs, settings,
                              **options)
+
+    forward_samples = []
+    if layer_figures:
+        stack = _decoder_stack(torch, _backbone(model))[1]
+        layer_weight_bytes = sum(
+            value.numel() * value.element_size()
+            for name, value in [*stack[0].named_parameters(), *stack[0].named_buffers()]
+            if "lora_" not in name)
+
+    def timed_layer_forwards():
+        """Each layer's forward time in one no-grad forward pass, every adapter off."""
+        starts = []
+
+        def begin(module, args):
+            if cuda:
+                torch.cuda.synchronize(settings.device)
+            starts.append(time.perf_counter())
+
+        def end(module, args, output):
+            if cuda:
+                torch.cuda.synchronize(settings.device)
+            forward_samples.append(time.perf_counter() - starts.pop())
+
+        handles = [hook for module in stack for hook in (
+            module.register_forward_pre_hook(begin), module.register_forward_hook(end))]
+        _select_layers(adapters, [])
+        try:
+            with torch.no_grad():
+                model(**inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
 
     by_depth = list(range(block_count - 1, -1, -1))  # block of depth 1, 2, ...
     layer_sets = additivity_sets(block_count, settings.seed)
@@ -1063,16 +1445,20 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
             for layer in order:
                 samples[layer].append(timed_step(layer))
                 bar.update(1)
+            if layer_figures:
+                timed_layer_forwards()
         clock = phase("timing", clock)
-        # Section 8: delta_n = C({n, n'}) - C({n'}) and mu_n likewise, n' the next deeper block
-        # (whose one-block step was measured above; the head's is the last layer); below layer 0
-        # the input reference.
+        # Section 8: delta_n = C({n, n'}) - C({n'}) and mu_n likewise, n' the nearest deeper
+        # block in a lower layer (whose one-block step was measured above; the head's is the
+        # last layer; one block per layer: the next deeper block); below layer 0 the input
+        # reference.
         reference_step = measure([], reference=reference)
         bar.update(1)
         extras = {}
         for layer in by_depth:
-            if layer:
-                together, alone = measure([layer, layer - 1]), measured[layer - 1]
+            lower = _lower_block(layer, layer_of)
+            if lower is not None:
+                together, alone = measure([layer, lower]), measured[lower]
             else:
                 together, alone = measure([layer], reference=reference), reference_step
             extras[layer] = {
@@ -1087,8 +1473,13 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
         clock = phase("additivity_check", clock)
         split = {}
         for layer in by_depth:
-            split[layer] = _measure_split(torch, model, adapters, layer, optimizers, inputs,
-                                          settings)
+            if plan.decoder:
+                split[layer] = _measure_split_decoder(torch, model, adapters, layer,
+                                                      layer_of[layer], optimizers, inputs,
+                                                      settings)
+            else:
+                split[layer] = _measure_split(torch, model, adapters, layer, optimizers, inputs,
+                                              settings)
             bar.update(1)
         phase("split", clock)
     finally:
@@ -1097,7 +1488,8 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
     blocks = []
     for layer in by_depth:
         figures = measured[layer]
-        block = {"name": names[layer], **({"layer": layer} if layer < layers else {}),
+        block = {"name": names[layer],
+                 **({"layer": layer_of[layer]} if layer in layer_of else {}),
                  "depth": block_count - layer,
                  "params": figures["params"], "flops": figures["flops"]}
         if settings.timed:
@@ -1142,18 +1534,46 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
                "points": 0, "note": "not timed"}
         latency = "not timed (FLOPs and memory only)"
         timing = {"design": "not timed", "rounds": 0}
+    if plan.decoder:
+        kernel = attention_kernel({op for figures in [*measured.values(), *checked]
+                                   for op in figures["counted_ops"]})
+        count = _decoder_count(settings, plan, kernel)
+        described = {"architecture": type(model.get_base_model()).__name__,
+                     "task": "causal language modelling (next-token loss)", **plan.config,
+                     "use_cache": False, "peft": "lora", "rank": settings.rank,
+                     "lora_alpha": settings.alpha, "target_modules": list(plan.targets),
+                     "granularity": plan.granularity, "batch_size": settings.batch_size,
+                     "sequence_length": settings.sequence_length, "dtype": settings.dtype,
+                     "weights": _weights_note(settings)}
+        split = ("the model run as two pieces with the hidden state passed between them: "
+                 "device = embeddings and the layers up to and including block n's, forward, "
+                 "without the final normalisation; server = the layers above the cut (fed the "
+                 "hidden state), the final normalisation, the output head and the next-token "
+                 "loss, forward and backward down to the cut; device = backward of the "
+                 "received gradient through its block (only its adapters trainable) and AdamW. "
+                 "split_device_flops and split_server_flops are counted as flops; cut_bytes is "
+                 "the hidden state at the cut for one mini-batch")
+    else:
+        described = {"architecture": type(model.get_base_model()).__name__,
+                     **{k: getattr(config, k) for k in sorted(plan.config) if hasattr(config, k)
+                        and k in {*MODELS[settings.model][1], *settings.config}},
+                     "peft": "lora", "rank": settings.rank,
+                     "lora_alpha": settings.alpha, "target_modules": list(plan.targets),
+                     "batch_size": settings.batch_size,
+                     "sequence_length": settings.sequence_length, "dtype": settings.dtype,
+                     "num_labels": settings.num_labels,
+                     "weights": _weights_note(settings),
+                     **({"head": plan.head} if plan.head else {})}
+        split = ("the model run as two pieces with the hidden state passed between them: "
+                 "device = embeddings and the layers up to and including block n's, "
+                 "forward; server = the layers above the cut, the head and the loss, "
+                 "forward and backward down to the cut; device = backward of the received "
+                 "gradient through its block (only its adapters trainable) and AdamW. "
+                 "split_device_flops and split_server_flops are counted as flops; "
+                 "cut_bytes is the hidden state at the cut for one mini-batch")
     document = {
         "model": settings.model,
-        "config": {"architecture": type(model.get_base_model()).__name__,
-                   **{k: getattr(config, k) for k in sorted(plan.config) if hasattr(config, k)
-                      and k in {*MODELS[settings.model][1], *settings.config}},
-                   "peft": "lora", "rank": settings.rank,
-                   "lora_alpha": settings.alpha, "target_modules": list(plan.targets),
-                   "batch_size": settings.batch_size,
-                   "sequence_length": settings.sequence_length, "dtype": settings.dtype,
-                   "num_labels": settings.num_labels,
-                   "weights": _weights_note(settings),
-                   **({"head": plan.head} if plan.head else {})},
+        "config": described,
         "measurement": {
             "method": "measured", "device": settings.device,
             "flops": "torch.utils.flop_counter.FlopCounterMode, forward + backward",
@@ -1166,13 +1586,7 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
                       f"trains {reference_name} (so back-propagation crosses every layer into "
                       "the input embeddings), with and without block n's adapters"),
             "input_reference": reference_name,
-            "split": ("the model run as two pieces with the hidden state passed between them: "
-                      "device = embeddings and the layers up to and including block n's, "
-                      "forward; server = the layers above the cut, the head and the loss, "
-                      "forward and backward down to the cut; device = backward of the received "
-                      "gradient through its block (only its adapters trainable) and AdamW. "
-                      "split_device_flops and split_server_flops are counted as flops; "
-                      "cut_bytes is the hidden state at the cut for one mini-batch"),
+            "split": split,
             "split_memory": split_memory,
             **({"head": _head_note(plan.head, names[layers - 1])} if plan.head else {}),
             "repetitions": rounds, "warmup": warmup,
@@ -1186,7 +1600,281 @@ def profile_model(settings: ProfileSettings, *, progress=True) -> dict:
         "split_check": _split_report(blocks),
         "blocks": blocks,
     }
+    if plan.decoder:
+        document["measurement"]["flops"] += (
+            "; torch's CPU flash attention counted as torch counts its other fused attention "
+            "kernels (two products forward, five backward)")
+        document["measurement"]["attention_kernel"] = kernel
+        document["checks"]["analytic_flops"] = _analytic_report(count, blocks, layer_sets,
+                                                                checked)
+    if layer_figures:
+        document["measurement"]["layer_weight_bytes"] = float(layer_weight_bytes)
+        document["measurement"]["layer_forward_samples_s"] = forward_samples
     return document
+
+
+def _analytic_report(count: DecoderCount, blocks, layer_sets, checked) -> dict:
+    """Counted FLOPs of every block (C_n, delta_n, F^dev_n, F^srv_n) and of every additivity set
+    against :class:`lola.profiles.analytic.DecoderCount`; they must be equal."""
+    total = len(count.slots)
+    differences = []
+    for block in blocks:
+        key = total - block["depth"]
+        device, server = count.split_flops(key)
+        expected = {"flops": count.step_flops([key]), "extra_flops": count.extra_flops(key),
+                    "split_device_flops": device, "split_server_flops": server,
+                    "params": count.params(key)}
+        differences += [block[name] - value for name, value in expected.items()]
+    for layer_set, figures in zip(layer_sets, checked):
+        differences.append(figures["flops"] - count.step_flops(layer_set))
+    largest = max((abs(difference) for difference in differences), default=0.0)
+    return {"model": "lola.profiles.analytic.DecoderCount, with the attention kernel measured",
+            "attention_kernel": count.attention,
+            "checked": "every block's flops, extra_flops, split_device_flops, "
+                       "split_server_flops and params, and every additivity set's flops",
+            "max_abs_difference": float(largest), "exact": largest == 0}
+
+
+class _Line:
+    """Least-squares line y = intercept + slope x through ``points`` ((x, y) pairs), in exact
+    rational arithmetic (a line through exactly linear figures reproduces them to the byte);
+    one point gives a constant. ``upper`` raises the intercept by the largest residual, so that
+    the line is nowhere below a point it was fitted to (``raised_by`` >= 0)."""
+
+    def __init__(self, points, *, upper=False, slope=None):
+        xs = [Fraction(x) for x, _ in points]
+        ys = [Fraction(y) for _, y in points]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        spread = sum((x - mean_x) ** 2 for x in xs)
+        if slope is not None:  # given (a slope shared with other lines)
+            self.slope = Fraction(slope)
+        else:
+            self.slope = (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+                          if spread else Fraction(0))
+        intercept = mean_y - self.slope * mean_x
+        residuals = [y - intercept - self.slope * x for x, y in zip(xs, ys)]
+        self.raised_by = max(Fraction(0), *residuals) if upper else Fraction(0)
+        self.intercept = intercept + self.raised_by
+        self.points = len(xs)
+        self.largest_residual = max(abs(residual) for residual in residuals)
+
+    def at(self, x) -> Fraction:
+        return self.intercept + self.slope * x
+
+    def record(self) -> dict:
+        return {"intercept": float(self.intercept), "slope": float(self.slope),
+                "raised_by": float(self.raised_by), "points": self.points,
+                "max_abs_residual": float(self.largest_residual)}
+
+
+def _shared_slope(groups, *, clamp=True) -> Fraction:
+    """The least-squares slope shared by lines with intercepts of their own, one per group of
+    (x, y) points: sum over groups of sum (x - mean x)(y - mean y), over sum (x - mean x)^2;
+    at least 0 unless ``clamp`` is False."""
+    covariance = spread = Fraction(0)
+    for points in groups:
+        xs = [Fraction(x) for x, _ in points]
+        ys = [Fraction(y) for _, y in points]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        covariance += sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+        spread += sum((x - mean_x) ** 2 for x in xs)
+    slope = covariance / spread if spread else Fraction(0)
+    return max(Fraction(0), slope) if clamp else slope
+
+
+def _latency_slope_report(latencies, slope, forward_s) -> dict:
+    """Whether the measured medians resolve the per-layer latency slope of the extrapolation.
+
+    ``latencies`` maps each position j to its measured (k, median) points. The slope is resolved
+    when it is positive and, at every position, the medians do not fall as k grows: one more
+    layer above a block adds a graph-building forward and a backward pass through it, so a
+    median that falls with k is timing noise at least as large as that cost. The extrapolated
+    latency's growth in depth is then noise: flat when the slope is clamped at 0 (the deep
+    blocks too fast), or as wrong as the medians that set it.
+    """
+    unclamped = _shared_slope(latencies.values(), clamp=False)
+    ordered = {slot: [median for _, median in sorted(points)]
+               for slot, points in latencies.items()}
+    non_decreasing = all(b >= a for medians in ordered.values()
+                         for a, b in zip(medians, medians[1:]))
+    resolved = slope > 0 and non_decreasing
+    note = None
+    if not resolved:
+        effect = ("the extrapolated latency is flat in depth (the deep blocks too fast)"
+                  if slope == 0 else "the extrapolated latency's growth in depth is noise")
+        note = ("the measured medians do not grow with the layers above "
+                f"(least-squares slope {float(unclamped):.3g} s per layer, against a no-grad "
+                f"layer forward of {forward_s:.3g} s): one layer's cost is within this run's "
+                f"timing noise, so {effect}; re-measure on a quieter host, with more "
+                "--repetitions or more --measure-layers")
+    return {"s_per_layer": float(slope), "unclamped_s_per_layer": float(unclamped),
+            "medians_non_decreasing": non_decreasing, "resolved": resolved, "note": note}
+
+
+def _bytes(value) -> float:
+    """Whole bytes, rounded up: an extrapolated memory never falls below its exact figure."""
+    return float(math.ceil(value))
+
+
+def extrapolate(measured: dict, settings: ProfileSettings, plan: _Plan) -> dict:
+    """The profile of the model's L layers from the measured profile of its first L' layers.
+
+    ``measured`` is the profile of the same model truncated to L' >= 2 layers (same width,
+    same fine-tuning), with ``measurement.layer_weight_bytes`` (W, one layer's frozen weights
+    and buffers) and ``measurement.layer_forward_samples_s`` (tau, one layer's forward without
+    autograd). A block sits in layer l with k = L - 1 - l layers above it, at position j among
+    its layer's blocks (always 0 with one block per layer). The L - L' layers that the truncated
+    model lacks sit below every block it measured: they add their weights to the memory and
+    their no-grad forward to the step, nothing else. So, per position j:
+
+    * ``params``, ``flops``, ``extra_flops``, ``split_device_flops``, ``split_server_flops``:
+      exact, from :class:`lola.profiles.analytic.DecoderCount` with the attention kernel the
+      counter saw (``checks.analytic_flops`` records that the count equals the counter on every
+      measured block and set);
+    * ``memory_bytes`` (and ``memory_saved_tensors_bytes``): the least-squares line in k of the
+      measured blocks at position j, raised by its largest residual so that it is nowhere below
+      a measured point, plus (L - L') W;
+    * ``latency_s``: least-squares lines in k of the measured medians, one intercept per
+      position j and one slope for all (what one more layer above a block costs does not depend
+      on the block's position; the slope is at least 0), never below the fastest measured
+      median at that position, plus (L - L') tau (the median of the layer forward samples);
+    * ``extra_memory_bytes``: for the blocks of layer 0, the measured mu of the block of layer 0
+      at position j (the same reference step); the others from the raised line in k of the
+      measured blocks above layer 0 at position j;
+    * ``split_memory_bytes``: the raised line in l (the layers the device holds grow with l);
+      ``cut_bytes``: as measured (the hidden state does not depend on l).
+
+    ``measurement.extrapolation`` records the lines, W, tau and which keys are exact and which
+    extrapolated, and ``latency_slope``: whether the measured medians resolve the per-layer
+    slope (it is positive and the medians do not fall as k grows at any position); when they do
+    not, its ``note`` says that the extrapolated latency is too flat in depth, and
+    :func:`describe` says so. ``measured`` keeps the truncated model's blocks and checks. The
+    extrapolated blocks carry no ``latency_fit_residual_s``: their latencies lie on a line by
+    construction, so a residual would measure that line against the fit's intercept >= 0, not
+    the timing noise; ``checks.latency_fit`` is the fit of the extrapolated latencies (with a
+    note), ``measured.checks.latency_fit`` that of the measured ones.
+    """
+    layers_key = _SIZE_KEYS[plan.model_type]["layers"]
+    total_layers, measured_layers = plan.config[layers_key], len(
+        {block["layer"] for block in measured["blocks"]})
+    measurement = measured["measurement"]
+    full = _decoder_count(settings, plan, measurement["attention_kernel"])
+    per_layer = len(full.slots) // total_layers
+    count = len(measured["blocks"])
+    positions = {}  # j -> [(k', l', block)] of the truncated model
+    for block in measured["blocks"]:
+        key = count - block["depth"]
+        layer = key // per_layer
+        positions.setdefault(key % per_layer, []).append(
+            (measured_layers - 1 - layer, layer, block))
+    missing = total_layers - measured_layers
+    weight_bytes = measurement["layer_weight_bytes"]
+    forward_samples = measurement["layer_forward_samples_s"]
+    timed = settings.timed and bool(forward_samples)
+    forward_s = statistics.median(forward_samples) if timed else None
+    lines = {}
+    for slot, members in sorted(positions.items()):
+        lines[slot] = {
+            "memory_bytes": _Line([(k, b["memory_bytes"]) for k, _, b in members], upper=True),
+            "memory_saved_tensors_bytes": _Line(
+                [(k, b["memory_saved_tensors_bytes"]) for k, _, b in members], upper=True),
+            "split_memory_bytes": _Line([(layer, b["split_memory_bytes"])
+                                         for _, layer, b in members], upper=True)}
+        above_input = [(k, b["extra_memory_bytes"]) for k, layer, b in members if layer]
+        if above_input:
+            lines[slot]["extra_memory_bytes"] = _Line(above_input, upper=True)
+    if timed:  # one slope (a layer's backward and graph-building forward) for every position
+        latencies = {slot: [(k, b["latency_s"]) for k, _, b in members]
+                     for slot, members in positions.items()}
+        slope = _shared_slope(latencies.values())
+        for slot, points in latencies.items():
+            lines[slot]["latency_s"] = _Line(points, slope=slope)
+        latency_slope = _latency_slope_report(latencies, slope, forward_s)
+    first_layer = {slot: b for slot, members in positions.items()
+                   for _, layer, b in members if layer == 0}  # mu against the input reference
+    cut_bytes = first_layer[0]["cut_bytes"]
+    blocks = []
+    total = len(full.slots)
+    for key in range(total - 1, -1, -1):
+        layer, slot = key // per_layer, key % per_layer
+        above = total_layers - 1 - layer
+        fitted = lines[slot]
+        device, server = full.split_flops(key)
+        block = {"name": full.names[key], "layer": layer, "depth": total - key,
+                 "params": full.params(key), "flops": full.step_flops([key])}
+        if timed:  # never below the fastest measured step at that position (noise at k = 0)
+            floor = min(b["latency_s"] for _, _, b in positions[slot])
+            block["latency_s"] = float(max(fitted["latency_s"].at(above), Fraction(floor))
+                                       + missing * Fraction(forward_s))
+        block["memory_bytes"] = _bytes(fitted["memory_bytes"].at(above)
+                                       + missing * Fraction(weight_bytes))
+        block["memory_saved_tensors_bytes"] = _bytes(
+            fitted["memory_saved_tensors_bytes"].at(above) + missing * Fraction(weight_bytes))
+        block["extra_flops"] = full.extra_flops(key)
+        block["extra_memory_bytes"] = (first_layer[slot]["extra_memory_bytes"] if layer == 0
+                                       else _bytes(max(0, fitted["extra_memory_bytes"].at(above))))
+        block["split_device_flops"], block["split_server_flops"] = device, server
+        block["split_memory_bytes"] = _bytes(fitted["split_memory_bytes"].at(layer))
+        block["cut_bytes"] = cut_bytes
+        blocks.append(block)
+    if timed:
+        # No latency_fit_residual_s per block: an extrapolated latency is a line in the layers
+        # above by construction, so its distance to this fit measures the extrapolation's line
+        # against the fit's intercept >= 0, not the timing noise (the measured blocks keep
+        # theirs, under measured.blocks).
+        fit = fit_latency([b["flops"] for b in blocks], [b["latency_s"] for b in blocks])
+        if fit["intercept_s"] is not None:
+            fit["note"] = ("fitted to the extrapolated latencies (a line in the layers above by "
+                           "construction), so R^2 says how straight that line is in FLOPs, not "
+                           "how noisy the timing was; the measured blocks' fit is "
+                           "measured.checks.latency_fit")
+    else:
+        fit = measured["checks"]["latency_fit"]
+    extrapolated = ["memory_bytes", "memory_saved_tensors_bytes", "extra_memory_bytes",
+                    "split_memory_bytes", *(["latency_s"] if timed else [])]
+    kept = {key: value for key, value in measurement.items()
+            if key not in ("layer_weight_bytes", "layer_forward_samples_s")}
+    extrapolation = {
+        "measured_layers": measured_layers, "model_layers": total_layers,
+        "blocks_per_layer": per_layer,
+        "exact": ["params", "flops", "extra_flops", "split_device_flops",
+                  "split_server_flops", "cut_bytes"],
+        "extrapolated": extrapolated,
+        "method": ("a block of layer l has k = L - 1 - l layers above it and a position j in "
+                   "its layer; the L - L' layers the measured model lacks lie below every "
+                   "block, adding their weights to the memory and their forward pass without "
+                   "autograd to the step. FLOPs and params: the analytic count (equal to the "
+                   "counter on the measured model). memory_bytes and "
+                   "memory_saved_tensors_bytes: least-squares line in k per j, raised by its "
+                   "largest residual, + (L - L') layer_weight_bytes. latency_s: least-squares "
+                   "lines in k, an intercept per j and one slope >= 0, + (L - L') "
+                   "layer_forward_s. extra_memory_bytes: layer 0's "
+                   "as measured, the others a raised line in k per j. "
+                   "split_memory_bytes: a raised line in l per j. cut_bytes: as measured"),
+        "layer_weight_bytes": weight_bytes,
+        "layer_forward_s": forward_s,
+        **({"latency_slope": latency_slope} if timed else {}),
+        "layer_forward_samples_s": forward_samples,
+        "analytic_flops_exact": measured["checks"]["analytic_flops"]["exact"],
+        "lines": [{"position": slot, "quantity": quantity, **line.record()}
+                  for slot, fitted in sorted(lines.items())
+                  for quantity, line in fitted.items()],
+    }
+    return {
+        "model": settings.model,
+        "config": {**measured["config"], layers_key: total_layers,
+                   "measured_layers": measured_layers},
+        "measurement": {**kept, "method": "extrapolated", "extrapolation": extrapolation},
+        "checks": {"monotone": monotonicity_report(blocks), "latency_fit": fit,
+                   "analytic_flops": measured["checks"]["analytic_flops"]},
+        "additivity_check": {**measured["additivity_check"],
+                             "measured_on": f"the {measured_layers}-layer model (measured.blocks)"},
+        "split_check": _split_report(blocks),
+        "measured": {"layers": measured_layers, "config": measured["config"],
+                     "checks": measured["checks"], "split_check": measured["split_check"],
+                     "blocks": measured["blocks"]},
+        "blocks": blocks,
+    }
 
 
 def _weights_note(settings) -> str:
@@ -1336,6 +2024,23 @@ def describe(document: dict) -> str:
     if split and split.get("blocks"):
         lines.append(f"split mode: local - (device + server) FLOPs at most "
                      f"{split['max_abs_local_minus_split_flops']:.4g} per block")
+    analytic = document["checks"].get("analytic_flops")
+    if analytic:
+        state = ("equal to the counter on every block and set" if analytic["exact"] else
+                 f"DIFFERS from the counter by up to {analytic['max_abs_difference']:.4g} FLOPs")
+        lines.append(f"analytic FLOP count ({analytic['attention_kernel']} attention): {state}")
+    extrapolation = document["measurement"].get("extrapolation")
+    if extrapolation:
+        forward = extrapolation.get("layer_forward_s")
+        timing = f", a {forward:.3g} s forward" if forward is not None else ""
+        lines.append(f"extrapolated to {extrapolation['model_layers']} layers from the first "
+                     f"{extrapolation['measured_layers']} (measured): params and FLOPs counted "
+                     f"exactly; memory and latency from per-layer lines, each missing layer "
+                     f"adding {extrapolation['layer_weight_bytes']:.4g} bytes of weights"
+                     f"{timing}")
+        slope = extrapolation.get("latency_slope")
+        if slope and not slope["resolved"]:
+            lines.append(f"latency slope NOT resolved: {slope['note']}")
     if not math.isfinite(document["measurement"]["profiling_time_s"]):
         lines.append("profiling time unknown")
     else:

@@ -32,6 +32,9 @@ FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 # shows (a Flower deployment's server and devices).
 NOT_RUN = {
     "lola profile roberta-base -o my-roberta.json": "profiles the full model: minutes to hours",
+    "lola profile qwen2.5-0.5b --targets all --rank 16 --alpha 32 --batch-size 4 "
+    "--sequence-length 512 --dtype bfloat16 --measure-layers 3 --threads 1 -o qwen.json":
+        "profiles a 0.5 B-parameter decoder: about ten minutes (the tiny decoder beside it runs)",
     "lola deft-run lab.yaml --model roberta-base --weights ./roberta-base --data train.jsonl":
         "needs RoBERTa-base's weights in ./roberta-base and a data file of one's own",
     "lola race --glue-dir GLUE --strategies deft,fedavg-lora,depth-hetero,centralized --rounds 120 --seeds 0,1,2 --target 0.8 --eval-every 10 --lr 3e-3 --clients-per-round 7 -o race.csv --figure race.png --save adapters": "fine-tunes MiniLM for hours, on a GLUE folder of one's own (tests/test_race.py "

@@ -5,7 +5,8 @@ configuration, how the figures were obtained (``measurement.method``), and per b
 ``layer``, ``depth`` (1 nearest the output), ``params``, ``flops``, ``latency_s`` and
 ``memory_bytes``; measured tables may add the timing spread (``latency_spread_s``,
 ``latency_min_s``, ``latency_max_s``, ``latency_iqr_s``, ``latency_samples_s``), the residual of
-the latency fit (``latency_fit_residual_s``) and the saved-tensor lower bound of the memory
+the latency fit (``latency_fit_residual_s``, measured blocks only) and the saved-tensor lower
+bound of the memory
 (``memory_saved_tensors_bytes``). A block may also carry what it adds to a step that already
 reaches a deeper block (section 8: ``extra_flops`` = delta_n and ``extra_memory_bytes`` = mu_n,
 each >= 0, 0 when absent) and its split-mode costs (section 9: ``split_device_flops`` = F^dev_n,
@@ -14,7 +15,12 @@ each > 0, all four or none); the profiler measures all six.
 
 Bundled: ``roberta-base`` and ``roberta-large`` (one block per layer) and ``minilm-l6``, the
 pretrained all-MiniLM-L6-v2 that the race fine-tunes: its classification head is block
-``classifier`` at depth 1 (an entry without ``layer``), then ``layer.5`` ... ``layer.0``.
+``classifier`` at depth 1 (an entry without ``layer``), then ``layer.5`` ... ``layer.0``. The
+decoders, fine-tuned with LoRA of rank 16 on every linear map, batch 4 x 512 tokens, bfloat16,
+one block per layer: ``gpt2``, ``qwen2.5-0.5b`` and ``llama-3-8b``. Each was measured on its first
+layers and extrapolated to all of them (``measurement.method == "extrapolated"``;
+``measurement.extrapolation`` says from how many layers, which figures are exact, and in
+``latency_slope`` whether the timing resolved the cost of one layer).
 
 >>> profile = load_profile("roberta-base")
 >>> len(profile.blocks), profile.blocks[0].depth, profile.info["measurement"]["method"]

@@ -41,6 +41,22 @@ fp32. The adapter has D = 2 modules x r (h + h) = 4 r h parameters. The head blo
 one, keeps no layer's activations: m(classifier) = 4 P_model + 16 (h c + c), and a layer at depth
 d stores d - 1 layers' activations.
 
+Decoders (:class:`DecoderCount`: GPT-2, Qwen2, Llama from their published configurations) are
+counted per linear map and per step instead of by closed formulas, as FlopCounterMode counts a
+next-token step with tokens t = b s: every map y = x W of n_in x n_out costs 2 t n_in n_out
+forward; backward runs through a map when its output needs a gradient (its input does, or its
+adapter trains): 2 t n_in n_out for the input gradient when the input needs one, and for a
+trained adapter of rank r its forward 2 t r (n_in + n_out) and backward 4 t r n_out + 2 t r n_in
+(+ 2 t r n_in for its input gradient). Attention costs 4 b s^2 a d forward (a query heads of d
+dimensions, whatever the key-value heads); backward, torch's fused SDPA kernels count
+10 b s^2 a d whenever the query, key or value needs a gradient, while SDPA run decomposed
+(``attention="math"``) counts 2 b s^2 a d for dV when the value needs it, and for dP, dQ and dK
+each when the query or key (the query, the key) needs it. The output head adds 2 t h V forward
+and 2 t h V for its input gradient (V the vocabulary). Normalisations, rotary embeddings,
+activations and the loss count 0. With one block per layer or per map, C_n, delta_n (against the
+nearest deeper block in a lower layer), F^dev_n and F^srv_n follow from these steps, and any set
+of blocks is counted exactly.
+
 >>> blocks = analytic_profile("roberta-base")["blocks"]
 >>> blocks[0]["params"], blocks[0]["depth"], blocks[0]["name"]
 (24576, 1, 'layer.11')
@@ -52,7 +68,10 @@ import json
 from .._io import atomic_write_text
 
 __all__ = ["ROBERTA_CONFIGS", "PRETRAINED_CONFIGS", "HEAD_BLOCKS", "FINE_TUNING",
-           "analytic_profile", "model_parameters"]
+           "analytic_profile", "model_parameters", "DECODER_CONFIGS", "DECODER_TYPES",
+           "DECODER_SIZE_KEYS", "DECODER_MATRICES", "DECODER_TARGETS", "DECODER_FINE_TUNING",
+           "DTYPE_BYTES", "ATTENTION_KERNELS", "DECODER_ATTENTION", "DecoderCount",
+           "decoder_count", "decoder_dimensions", "decoder_matrices"]
 
 # Hugging Face configurations of roberta-base and roberta-large (config.json of each model).
 ROBERTA_CONFIGS = {
@@ -146,6 +165,260 @@ def analytic_profile(model: str, *, config: dict | None = None,
             "host": None, "libraries": {}, "repetitions": 0},
         "blocks": blocks,
     }
+
+
+# Causal language models (decoders): the published config.json of each (its Hugging Face model
+# repository), the keys that fix the shapes of a fine-tuning step: width, feed-forward size,
+# layers, heads, key-value heads, vocabulary, positions, rotary embedding, and whether the output
+# head shares the input embeddings' weights (tie_word_embeddings).
+DECODER_CONFIGS = {
+    # openai-community/gpt2 config.json; its n_inner is null, which GPT-2 reads as 4 n_embd
+    "gpt2": dict(n_layer=12, n_embd=768, n_inner=3072, n_head=12, vocab_size=50257,
+                 n_positions=1024, activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                 tie_word_embeddings=True),
+    # Qwen/Qwen2.5-0.5B config.json
+    "qwen2.5-0.5b": dict(num_hidden_layers=24, hidden_size=896, intermediate_size=4864,
+                         num_attention_heads=14, num_key_value_heads=2, vocab_size=151936,
+                         max_position_embeddings=32768, rope_theta=1000000.0,
+                         rms_norm_eps=1e-6, tie_word_embeddings=True),
+    # meta-llama/Llama-3.2-1B config.json (its head_dim, 64, is hidden_size / heads)
+    "llama-3.2-1b": dict(num_hidden_layers=16, hidden_size=2048, intermediate_size=8192,
+                         num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                         max_position_embeddings=131072, rope_theta=500000.0,
+                         rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0,
+                                           high_freq_factor=4.0,
+                                           original_max_position_embeddings=8192),
+                         rms_norm_eps=1e-5, tie_word_embeddings=True),
+    # meta-llama/Meta-Llama-3-8B config.json
+    "llama-3-8b": dict(num_hidden_layers=32, hidden_size=4096, intermediate_size=14336,
+                       num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                       max_position_embeddings=8192, rope_theta=500000.0, rms_norm_eps=1e-5,
+                       tie_word_embeddings=False),
+}
+# The transformers architecture (model_type) of each decoder.
+DECODER_TYPES = {"gpt2": "gpt2", "qwen2.5-0.5b": "qwen2", "llama-3.2-1b": "llama",
+                 "llama-3-8b": "llama"}
+_LLAMA_KEYS = dict(layers="num_hidden_layers", hidden="hidden_size",
+                   intermediate="intermediate_size", heads="num_attention_heads",
+                   kv_heads="num_key_value_heads", positions="max_position_embeddings")
+# The configuration key of each size, per architecture.
+DECODER_SIZE_KEYS = {
+    "gpt2": dict(layers="n_layer", hidden="n_embd", intermediate="n_inner", heads="n_head",
+                 kv_heads=None, positions="n_positions"),
+    "llama": _LLAMA_KEYS, "qwen2": _LLAMA_KEYS,
+}
+_LLAMA_MATRICES = (("self_attn.q_proj", "attn_in"), ("self_attn.k_proj", "attn_in"),
+                   ("self_attn.v_proj", "attn_in"), ("self_attn.o_proj", "attn_out"),
+                   ("mlp.gate_proj", "mlp_in"), ("mlp.up_proj", "mlp_in"),
+                   ("mlp.down_proj", "mlp_out"))
+# The linear maps of one layer in the order of the forward pass, as (path in the layer, stage):
+# attn_in maps read the normalised layer input, attn_out reads the attention output, mlp_in maps
+# read the normalised residual stream, mlp_out reads the activation. GPT-2 computes the query,
+# key and value in one map, c_attn.
+DECODER_MATRICES = {
+    "gpt2": (("attn.c_attn", "attn_in"), ("attn.c_proj", "attn_out"), ("mlp.c_fc", "mlp_in"),
+             ("mlp.c_proj", "mlp_out")),
+    "llama": _LLAMA_MATRICES, "qwen2": _LLAMA_MATRICES,
+}
+# LoRA targets (module names, as peft matches them): the attention query and value by default,
+# and every linear map of the layer for ``all`` (GPT-2's c_proj names two maps).
+DECODER_TARGETS = {
+    "gpt2": {"default": ("c_attn",), "all": ("c_attn", "c_proj", "c_fc")},
+    "llama": {"default": ("q_proj", "v_proj"),
+              "all": tuple(path.rsplit(".", 1)[1] for path, _ in _LLAMA_MATRICES)},
+}
+DECODER_TARGETS["qwen2"] = DECODER_TARGETS["llama"]
+# The attention kernel torch 2.13 runs on CPU for a training step of each architecture (batch of
+# full sequences, no padding): Llama and Qwen2 pass is_causal to SDPA, which takes its fused CPU
+# kernel; GPT-2 passes its causal mask, which SDPA runs decomposed.
+DECODER_ATTENTION = {"gpt2": "math", "llama": "fused", "qwen2": "fused"}
+# The setting of the bundled decoder tables: batch 4 x 512 tokens, bfloat16, rank 16 on all maps.
+DECODER_FINE_TUNING = dict(peft="lora", rank=16, targets="all", batch_size=4,
+                           sequence_length=512, dtype="bfloat16", granularity="layer")
+# Which of the attention's query, key and value each input map computes.
+_ATTENTION_PARTS = {"attn.c_attn": "qkv", "self_attn.q_proj": "q", "self_attn.k_proj": "k",
+                    "self_attn.v_proj": "v"}
+# How the attention's FLOPs are counted, by the kernel torch runs: "fused" (an SDPA kernel, which
+# FlopCounterMode counts as two products forward and five backward: the scores recomputed, dP,
+# dV, dQ, dK) or "math" (SDPA decomposed into batched products, each counted as it runs).
+ATTENTION_KERNELS = ("fused", "math")
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+
+
+def decoder_dimensions(model_type: str, config: dict) -> dict:
+    """Layers, width, feed-forward size, heads, key-value heads, head size and vocabulary."""
+    keys = DECODER_SIZE_KEYS[model_type]
+    hidden, heads = config[keys["hidden"]], config[keys["heads"]]
+    kv_heads = config.get(keys["kv_heads"]) if keys["kv_heads"] else None
+    return dict(layers=config[keys["layers"]], hidden=hidden,
+                intermediate=config.get(keys["intermediate"]) or 4 * hidden, heads=heads,
+                kv_heads=kv_heads or heads, head_dim=config.get("head_dim") or hidden // heads,
+                vocab=config["vocab_size"])
+
+
+def decoder_matrices(model_type: str, dimensions: dict) -> list:
+    """(path, stage, in features, out features) of each linear map of a layer, forward order."""
+    h, i = dimensions["hidden"], dimensions["intermediate"]
+    query = dimensions["heads"] * dimensions["head_dim"]
+    key_value = dimensions["kv_heads"] * dimensions["head_dim"]
+    sizes = {"attn.c_attn": (h, 3 * h), "attn.c_proj": (h, h), "mlp.c_fc": (h, i),
+             "mlp.c_proj": (i, h), "self_attn.q_proj": (h, query),
+             "self_attn.k_proj": (h, key_value), "self_attn.v_proj": (h, key_value),
+             "self_attn.o_proj": (query, h), "mlp.gate_proj": (h, i), "mlp.up_proj": (h, i),
+             "mlp.down_proj": (i, h)}
+    return [(path, stage, *sizes[path]) for path, stage in DECODER_MATRICES[model_type]]
+
+
+class DecoderCount:
+    """FLOPs of LoRA training steps of a causal language model, counted from its configuration
+    as ``torch.utils.flop_counter.FlopCounterMode`` counts them (module docstring, decoders).
+
+    Blocks are keyed 0 .. N-1 in the order of the forward pass: one per layer
+    (``granularity="layer"``: every adapted map of the layer) or one per adapted map
+    (``"matrix"``), so that key N-1 is depth 1.
+
+    >>> count = DecoderCount("gpt2", DECODER_CONFIGS["gpt2"], rank=16, targets=("c_attn",),
+    ...                      batch_size=4, sequence_length=512)
+    >>> len(count.names), count.names[-1], count.params(11)
+    (12, 'layer.11', 49152)
+    """
+
+    def __init__(self, model_type, config, *, rank, targets, batch_size, sequence_length,
+                 granularity="layer", attention="fused"):
+        if attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_KERNELS)}, got "
+                             f"{attention!r}")
+        self.attention = attention
+        self.dimensions = decoder_dimensions(model_type, config)
+        self.matrices = decoder_matrices(model_type, self.dimensions)
+        self.rank, self.batch, self.length = rank, batch_size, sequence_length
+        self.tokens = batch_size * sequence_length
+        adapted = [slot for slot, (path, *_rest) in enumerate(self.matrices)
+                   if path.rsplit(".", 1)[1] in set(targets)]
+        layers = self.dimensions["layers"]
+        if granularity == "matrix":
+            self.slots = [(layer, (slot,)) for layer in range(layers) for slot in adapted]
+            self.names = [f"layer.{layer}.{self.matrices[slots[0]][0]}"
+                          for layer, slots in self.slots]
+        else:
+            self.slots = [(layer, tuple(adapted)) for layer in range(layers)]
+            self.names = [f"layer.{layer}" for layer in range(layers)]
+
+    def params(self, key) -> int:
+        """LoRA parameters of block ``key``: r (in + out) per adapted map."""
+        _, slots = self.slots[key]
+        return sum(self.rank * (self.matrices[slot][2] + self.matrices[slot][3])
+                   for slot in slots)
+
+    def _layer(self, trained, input_needs_grad):
+        """Forward and backward FLOPs of one layer, and whether its output needs a gradient.
+
+        A map's output needs a gradient when its input does or its adapter trains; only then
+        does the backward pass run through it: the frozen weight's input gradient when its input
+        needs one, and the adapter's weight gradients (and its input gradient likewise).
+        """
+        t, r = self.tokens, self.rank
+        attention = (self.batch * self.length * self.length * self.dimensions["heads"]
+                     * self.dimensions["head_dim"])  # one product of the attention, / 2
+        forward, backward = 4 * attention, 0  # two products forward, in either kernel
+        made = {}  # stage -> whether some output of a map of that stage needs a gradient
+        reads = {"attn_in": input_needs_grad}  # stage -> whether its input needs one
+        parts = set()  # which of the query, key and value need a gradient
+        for slot, (path, stage, n_in, n_out) in enumerate(self.matrices):
+            if stage == "attn_out" and stage not in reads:
+                reads[stage] = made.get("attn_in", False)  # the attention's output
+                if reads[stage] and self.attention == "fused":
+                    backward += 10 * attention  # torch's SDPA kernels: five products
+                elif reads[stage]:  # decomposed: dV = P^T dO; dP = dO V^T, dQ, dK
+                    backward += 2 * attention * (("v" in parts) + bool(parts & {"q", "k"})
+                                                 + ("q" in parts) + ("k" in parts))
+            elif stage == "mlp_in" and stage not in reads:
+                reads[stage] = input_needs_grad or made.get("attn_out", False)  # residual
+            elif stage == "mlp_out" and stage not in reads:
+                reads[stage] = made.get("mlp_in", False)  # the activation
+            forward += 2 * t * n_in * n_out
+            adapted = slot in trained
+            if adapted:
+                forward += 2 * t * r * (n_in + n_out)
+            output = reads[stage] or adapted
+            made[stage] = made.get(stage, False) or output
+            if stage == "attn_in" and output:
+                parts.update(_ATTENTION_PARTS[path])
+            if reads[stage]:
+                backward += 2 * t * n_in * n_out
+            if adapted:  # dB, the gradient of x A, dA, and dx through A when x needs it
+                backward += 4 * t * r * n_out + 2 * t * r * n_in * (2 if reads[stage] else 1)
+        return forward, backward, reads["mlp_in"] or made["mlp_out"]
+
+    def _pieces(self, keys, input_needs_grad=False):
+        trained = {}
+        for key in keys:
+            layer, slots = self.slots[key]
+            trained.setdefault(layer, set()).update(slots)
+        pieces, needs = [], input_needs_grad
+        for layer in range(self.dimensions["layers"]):
+            forward, backward, needs = self._layer(trained.get(layer, set()), needs)
+            pieces.append((forward, backward))
+        head = 2 * self.tokens * self.dimensions["hidden"] * self.dimensions["vocab"]
+        return pieces, head, head if needs else 0
+
+    def step_flops(self, keys, *, input_reference=False) -> float:
+        """C(A): one step training the blocks ``keys``; ``input_reference`` also back-propagates
+        into the input embeddings' output (the deepest block's reference, section 8)."""
+        pieces, head_forward, head_backward = self._pieces(keys, input_reference)
+        return float(sum(f + b for f, b in pieces) + head_forward + head_backward)
+
+    def split_flops(self, key) -> tuple:
+        """(F^dev, F^srv) of block ``key`` in split mode, cut after its layer (section 9)."""
+        cut = self.slots[key][0]
+        pieces, head_forward, head_backward = self._pieces([key])
+        device = sum(f for f, _ in pieces[:cut + 1]) + pieces[cut][1]
+        server = sum(f + b for f, b in pieces[cut + 1:]) + head_forward + head_backward
+        return float(device), float(server)
+
+    def extra_flops(self, key) -> float:
+        """delta_n: C({n, n'}) - C({n'}), n' the nearest deeper block in a lower layer (the last
+        block of the layer below); the blocks of layer 0 against the input reference."""
+        layer = self.slots[key][0]
+        if layer:
+            lower = max(other for other, (place, _) in enumerate(self.slots) if place < layer)
+            return self.step_flops([key, lower]) - self.step_flops([lower])
+        return (self.step_flops([key], input_reference=True)
+                - self.step_flops([], input_reference=True))
+
+    def blocks(self) -> list:
+        """Per block, depth 1 first: name, layer, depth, params, flops, extra_flops and the two
+        split-mode FLOPs."""
+        count = len(self.slots)
+        rows = []
+        for key in range(count - 1, -1, -1):
+            device, server = self.split_flops(key)
+            rows.append(dict(name=self.names[key], layer=self.slots[key][0], depth=count - key,
+                             params=self.params(key), flops=self.step_flops([key]),
+                             extra_flops=self.extra_flops(key), split_device_flops=device,
+                             split_server_flops=server))
+        return rows
+
+
+def decoder_count(model: str, *, config: dict | None = None,
+                  fine_tuning: dict | None = None) -> DecoderCount:
+    """The :class:`DecoderCount` of a decoder of :data:`DECODER_CONFIGS`, with ``config`` and
+    ``fine_tuning`` overriding its configuration and :data:`DECODER_FINE_TUNING`.
+
+    >>> blocks = decoder_count("llama-3-8b", fine_tuning=dict(granularity="matrix")).blocks()
+    >>> len(blocks), blocks[0]["name"], blocks[6]["name"], blocks[7]["name"]
+    (224, 'layer.31.mlp.down_proj', 'layer.31.self_attn.q_proj', 'layer.30.mlp.down_proj')
+    """
+    model_type = DECODER_TYPES[model]
+    tuning = {**DECODER_FINE_TUNING, **(fine_tuning or {})}
+    targets = tuning["targets"]
+    if isinstance(targets, str):
+        targets = DECODER_TARGETS[model_type][targets]
+    return DecoderCount(model_type, {**DECODER_CONFIGS[model], **(config or {})},
+                        rank=tuning["rank"], targets=targets, batch_size=tuning["batch_size"],
+                        sequence_length=tuning["sequence_length"],
+                        granularity=tuning["granularity"],
+                        attention=tuning.get("attention", DECODER_ATTENTION[model_type]))
 
 
 def main(argv=None) -> None:
