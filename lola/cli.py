@@ -183,12 +183,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     profile = command(
         "profile", help="measure block costs of a real LoRA fine-tuning step (needs torch)",
-        description="Profile every block of a Hugging Face encoder: FLOPs, latency and peak "
-        "memory of real LoRA training steps, one block (a layer, or minilm's classification "
-        "head) at a time. Needs the profile extra (torch, transformers, peft).")
+        description="Profile every block of a Hugging Face encoder or causal language model: "
+        "FLOPs, latency and peak memory of real LoRA training steps, one block (a layer, one "
+        "adapted matrix of a decoder, or minilm's classification head) at a time. A decoder "
+        "larger than the host can be measured on its first layers and extrapolated "
+        "(--measure-layers). Needs the profile extra (torch, transformers, peft).")
     profile.add_argument("model", nargs="?", help="roberta-base, roberta-large, "
-                         "bert-base-uncased, distilbert-base-uncased, or minilm (pretrained "
-                         "all-MiniLM-L6-v2 with its classification head as a block of its own)")
+                         "bert-base-uncased, distilbert-base-uncased, minilm (pretrained "
+                         "all-MiniLM-L6-v2 with its classification head as a block of its own), "
+                         "or a decoder built from its published configuration: gpt2, "
+                         "qwen2.5-0.5b, llama-3.2-1b, llama-3-8b")
     profile.add_argument("--model", dest="model_option", metavar="MODEL",
                          help="the model, as an option (the same as the positional MODEL)")
     profile.add_argument("-o", "--output", help="profile file to write (default: MODEL.json)")
@@ -198,13 +202,24 @@ def _build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--heads", type=int, help="override the number of attention heads")
     profile.add_argument("--rank", type=int, default=8, help="LoRA rank")
     profile.add_argument("--alpha", type=int, default=16, help="LoRA alpha")
-    profile.add_argument("--target-modules", help="comma-separated module names (default: the "
-                         "model's attention query and value projections)")
+    profile.add_argument("--target-modules", "--targets", dest="target_modules",
+                         help="comma-separated module names (default: the model's attention "
+                         "query and value projections; GPT-2: c_attn), or all for every linear "
+                         "map of a decoder layer (q,k,v,o,gate,up,down; GPT-2: c_attn, c_proj, "
+                         "c_fc)")
+    profile.add_argument("--granularity", choices=["layer", "matrix"], default="layer",
+                         help="decoders: one block per layer, or one per adapted matrix (named "
+                         "e.g. layer.31.mlp.down_proj, in forward order)")
+    profile.add_argument("--measure-layers", type=int, metavar="L",
+                         help="decoders: measure the model truncated to its first L layers (the "
+                         "same width) and extrapolate to all its layers: FLOPs counted exactly, "
+                         "memory and latency from per-layer lines")
     profile.add_argument("--batch-size", type=int, default=16, help="sequences per mini-batch")
     profile.add_argument("--sequence-length", type=int,
                          help="tokens per sequence (default: 64 for minilm, 128 otherwise)")
     profile.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                         help="parameter and activation type")
+                         help="type of every weight, frozen ones and adapters, and so of "
+                         "the activations")
     profile.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     profile.add_argument("--repetitions", type=int, default=5, help="timed steps per block")
     profile.add_argument("--warmup", type=int, default=2, help="untimed steps per block")
@@ -219,7 +234,8 @@ def _build_parser() -> argparse.ArgumentParser:
     generate = scenario_commands.add_parser(
         "generate", formatter_class=_HelpFormatter, help="write a seeded random scenario",
         description="Generate a scenario with heterogeneous devices (phone, tablet, laptop, "
-        "Jetson) and an urban macro-cell uplink (path loss, Rayleigh fading).")
+        "Jetson; or, with --class-mix large-models, devices that hold models of billions of "
+        "parameters) and an urban macro-cell uplink (path loss, Rayleigh fading).")
     generate.add_argument("--devices", type=int, default=20, help="number of devices K")
     generate.add_argument("--profile", default="roberta-base", help="bundled profile or file")
     generate.add_argument("--rate-model", choices=["fixed", "shannon"], default="fixed",
@@ -240,6 +256,10 @@ def _build_parser() -> argparse.ArgumentParser:
                           default=GENERATOR_MAX_SPECTRAL_EFFICIENCY,
                           help="cap of the fixed rate model's spectral efficiency: the top LTE "
                           "uplink MCS, 256-QAM (3GPP TS 36.213 Table 7.2.3-2); 0 switches it off")
+    generate.add_argument("--class-mix", choices=["default", "large-models"], default="default",
+                          help="device classes: the default mix (phone, tablet, laptop, Jetson), "
+                          "or large-models (12-16 GB phones, 16 and 32 GB laptops, Jetson AGX "
+                          "Orin 32 and 64 GB) for profiles of billions of parameters")
     generate.add_argument("--seed", type=_seed, default=0, help="seed of every random draw")
     generate.add_argument("--name", help="scenario name (default: from profile, K and seed)")
     generate.add_argument("-o", "--output", help="file to write (default: standard output)")
@@ -441,7 +461,8 @@ def _profile(args) -> int:
         target_modules=tuple(args.target_modules.split(",")) if args.target_modules else None,
         batch_size=args.batch_size, sequence_length=args.sequence_length, dtype=args.dtype,
         device=args.device, repetitions=args.repetitions, warmup=args.warmup,
-        weights=args.weights, threads=args.threads)
+        weights=args.weights, threads=args.threads, granularity=args.granularity,
+        measure_layers=args.measure_layers)
     if args.model not in profiling.MODELS:
         raise _UsageError(f"lola profile: unknown model {args.model!r}; known: "
                           f"{', '.join(profiling.MODELS)}")
@@ -482,7 +503,8 @@ def _generate(args) -> int:
     channel = {"noise_figure_db": args.noise_figure or None,
                "max_spectral_efficiency": args.max_spectral_efficiency or None}
     power = {"energy": args.energy, "energy_budget_j": args.energy_budget,
-             "downlink": args.downlink}
+             "downlink": args.downlink,
+             "class_mix": None if args.class_mix == "default" else args.class_mix}
     # A one-line progress report on stderr, on a terminal only, once it runs over 2 s.
     progress = Progress("generating", max(args.devices, 1))
     try:
@@ -507,13 +529,20 @@ def _generate(args) -> int:
         command += " --energy"
     if args.downlink:
         command += " --downlink"
+    if args.class_mix != "default":
+        command += f" --class-mix {args.class_mix}"
     progress.label = "checking"
     progress.update(0)
     warning = generate.feasibility_warning(document)
     if warning:
         progress.close()
-        print(f"lola scenario generate: warning: this scenario has no solution: {warning}",
-              file=sys.stderr)
+        if args.downlink and "memory" in warning:  # split mode needs less device memory
+            print("lola scenario generate: warning: this scenario has no solution in local "
+                  f"mode: {warning}; split mode may solve it (lola solve --modes local,split)",
+                  file=sys.stderr)
+        else:
+            print(f"lola scenario generate: warning: this scenario has no solution: {warning}",
+                  file=sys.stderr)
     progress.label = f"writing {args.output}" if args.output else "writing"
     try:
         text = generate.write_scenario(args.output or "-.yaml", document, command=command,

@@ -337,6 +337,19 @@ def test_generating_an_unsolvable_scenario_says_so(capsys, tmp_path):
     assert code == 0 and err == ""
 
 
+def test_a_memory_warning_with_a_downlink_points_to_split_mode(capsys, tmp_path):
+    """Llama-3-8B on 32 large devices: too little memory in local mode, solved in split mode."""
+    path = tmp_path / "llm.yaml"
+    code, _, err = run(["scenario", "generate", "--devices", "32", "--profile", "llama-3-8b",
+                        "--class-mix", "large-models", "--downlink", "-o", str(path)], capsys)
+    assert code == 0 and err.startswith(
+        "lola scenario generate: warning: this scenario has no solution in local mode: ")
+    assert err.rstrip().endswith("split mode may solve it (lola solve --modes local,split)")
+    assert run(["solve", str(path)], capsys)[0] == 1
+    code, out, _ = run(["solve", str(path), "--modes", "local,split", "--json"], capsys)
+    assert code == 0 and json.loads(out)["status"] == "optimal"
+
+
 def test_generator_errors_name_the_option(capsys):
     code, out, err = run(["scenario", "generate", "--noise-figure", "-3"], capsys)
     assert code == 2 and out == "" and err.startswith("lola scenario generate: --noise-figure ")
