@@ -256,10 +256,21 @@ def _shown_seconds(command: str):
 def test_durations_in_the_readmes_command_comments_are_what_the_commands_print(folder):
     checked = 0
     for body in _blocks("sh"):
+        writers = []  # the block's earlier commands that write a file a later one reads
         for line in body.replace("\\\n", " ").splitlines():
             figures = _shown_seconds(line)
-            if not figures or not line.startswith("lola "):
+            if not line.startswith("lola "):
                 continue
+            if not figures:
+                if " -o " in line:
+                    writers.append(line)
+                continue
+            for writer in writers:
+                made = subprocess.run([sys.executable, "-m", "lola.cli",
+                                       *shlex.split(writer, comments=True)[1:]],
+                                      capture_output=True, text=True, timeout=300)
+                assert made.returncode == 0, (writer, made.stderr)
+            writers = []
             words = shlex.split(line, comments=True)
             process = subprocess.run([sys.executable, "-m", "lola.cli", *words[1:]],
                                      capture_output=True, text=True, timeout=300)
