@@ -676,6 +676,24 @@ def _host(torch, settings) -> dict:
     return host
 
 
+def _split_tracking(settings, model, device_tensors, inputs, optimizers, torch):
+    """The memory tracking of a split step: on CUDA the allocator's peak (reset here) and the
+    bytes of what only the server holds; on the CPU a live-storage tracker of the device's
+    tensors. Returns (tracker, pause, server_bytes or None)."""
+    if settings.device.startswith("cuda"):
+        device_storages = _storages(device_tensors)
+        everything = _storages([*model.parameters(), *model.buffers(), *inputs.values(),
+                                *_optimizer_state(optimizers.values(), model.parameters(),
+                                                  torch)])
+        server_bytes = sum(size for pointer, size in everything.items()
+                           if pointer not in device_storages)
+        torch.cuda.synchronize(settings.device)
+        torch.cuda.reset_peak_memory_stats(settings.device)
+        return contextlib.nullcontext(), contextlib.nullcontext, server_bytes
+    tracker = _live_storage_tracker(torch)(device_tensors)
+    return tracker, tracker.paused, None
+
+
 def _storages(tensors) -> dict:
     """Distinct storages of ``tensors``: data pointer -> bytes."""
     found = {}
@@ -1017,22 +1035,9 @@ def _measure_split(torch, model, adapters, layer, optimizers, inputs, settings) 
     cuda = settings.device.startswith("cuda")
     model.zero_grad(set_to_none=True)
     pooler_swap = ((backbone, "pooler", None) if pooler is not None and not head else None)
-    if cuda:
-        device_storages = _storages([*device_weights, *device_buffers, *state,
-                                     *inputs.values()])
-        everything = _storages([*model.parameters(), *model.buffers(), *inputs.values(),
-                                *_optimizer_state(optimizers.values(), model.parameters(),
-                                                  torch)])
-        server_bytes = sum(size for pointer, size in everything.items()
-                           if pointer not in device_storages)
-        torch.cuda.synchronize(settings.device)
-        torch.cuda.reset_peak_memory_stats(settings.device)
-        tracker = contextlib.nullcontext()
-        pause = contextlib.nullcontext
-    else:
-        tracker = _live_storage_tracker(torch)(
-            [*device_weights, *device_buffers, *state, *inputs.values()])
-        pause = tracker.paused
+    tracker, pause, server_bytes = _split_tracking(
+        settings, model, [*device_weights, *device_buffers, *state, *inputs.values()],
+        inputs, optimizers, torch)
     with tracker:
         with _flop_counter(torch) as device_forward:
             if head:
@@ -1134,22 +1139,9 @@ def _measure_split_decoder(torch, model, adapters, key, cut, optimizers, inputs,
 
     cuda = settings.device.startswith("cuda")
     model.zero_grad(set_to_none=True)
-    if cuda:
-        device_storages = _storages([*device_weights, *device_buffers, *state,
-                                     *inputs.values()])
-        everything = _storages([*model.parameters(), *model.buffers(), *inputs.values(),
-                                *_optimizer_state(optimizers.values(), model.parameters(),
-                                                  torch)])
-        server_bytes = sum(size for pointer, size in everything.items()
-                           if pointer not in device_storages)
-        torch.cuda.synchronize(settings.device)
-        torch.cuda.reset_peak_memory_stats(settings.device)
-        tracker = contextlib.nullcontext()
-        pause = contextlib.nullcontext
-    else:
-        tracker = _live_storage_tracker(torch)(
-            [*device_weights, *device_buffers, *state, *inputs.values()])
-        pause = tracker.paused
+    tracker, pause, server_bytes = _split_tracking(
+        settings, model, [*device_weights, *device_buffers, *state, *inputs.values()],
+        inputs, optimizers, torch)
     with tracker:
         with _flop_counter(torch) as device_forward:
             with _swapped(backbone, attribute, torch.nn.ModuleList(stack[:cut + 1])), \
